@@ -1,0 +1,154 @@
+"""NiftyNet segmentation with a scheduled learning rate and a hard foreground Dice.
+
+``net_run train -a lrsearch.engines.niftynet_app.ScheduledSegmentationApplication -c cfg.ini``
+trains exactly like NiftyNet's own ``SegmentationApplication`` (it *is* that application), with
+three additions:
+
+- the optimiser's learning rate is a placeholder fed every iteration from the schedule named by
+  the ``LRSEARCH_SCHEDULE`` environment variable (a JSON file; without it the config's ``lr``
+  is used, constant);
+- ``lr`` and ``dice_fg`` (hard Dice of the argmax prediction over the foreground classes,
+  per window, averaged over the batch) are printed with NiftyNet's console variables, so the
+  training log records the learning rate actually used and validation reports a real Dice;
+- NiftyNet's validation keeps running (its own ``decay_lr`` demo application refuses it).
+
+This module runs inside NiftyNet's process on TF 2 (through the compatibility layer) and on
+stock TF 1.15 under Python 3.7: keep it Python 3.7-compatible.
+"""
+
+import contextlib
+import json
+import os
+
+import tensorflow as tf
+from niftynet.application import segmentation_application as _stock
+from niftynet.engine.application_variables import CONSOLE
+from niftynet.engine.signal import ITER_FINISHED
+
+from lrsearch.schedules import Constant, from_dict
+
+SCHEDULE_ENV = "LRSEARCH_SCHEDULE"
+DICE_NAME = "dice_fg"
+LR_NAME = "lr"
+
+
+def foreground_dice(prediction, ground_truth, num_classes):
+    """Hard Dice over foreground classes 1..C-1 for each window, averaged over the batch.
+
+    A class absent from both prediction and label counts as Dice 1 for that window.
+    """
+    spatial_axes = list(range(1, prediction.shape.ndims - 1))
+    predicted = tf.argmax(prediction, axis=-1, output_type=tf.int32)
+    if ground_truth.shape.ndims == prediction.shape.ndims and \
+            ground_truth.shape[-1] == num_classes and num_classes > 1:
+        truth = tf.argmax(ground_truth, axis=-1, output_type=tf.int32)  # one-hot labels
+    else:
+        truth = tf.cast(tf.squeeze(ground_truth, axis=-1), tf.int32)
+    per_class = []
+    for label in range(1, max(num_classes, 2)):
+        pred_c = tf.cast(tf.equal(predicted, label), tf.float32)
+        true_c = tf.cast(tf.equal(truth, label), tf.float32)
+        overlap = tf.reduce_sum(pred_c * true_c, axis=spatial_axes)
+        total = tf.reduce_sum(pred_c, axis=spatial_axes) + tf.reduce_sum(true_c, axis=spatial_axes)
+        per_class.append(tf.where(total > 0, 2.0 * overlap / tf.maximum(total, 1.0),
+                                  tf.ones_like(total)))
+    return tf.reduce_mean(tf.stack(per_class, axis=-1))
+
+
+def load_schedule(default_lr):
+    path = os.environ.get(SCHEDULE_ENV)
+    if not path:
+        return Constant(base_lr=float(default_lr)), []
+    with open(path) as handle:
+        spec = json.load(handle)
+    return from_dict(spec["schedule"]), list(spec.get("history", []))
+
+
+class ScheduledSegmentationApplication(_stock.SegmentationApplication):
+    """NiftyNet's segmentation application, learning rate fed per iteration from a schedule."""
+
+    REQUIRED_CONFIG_SECTION = "SEGMENTATION"
+
+    def __init__(self, net_param, action_param, action):
+        super(ScheduledSegmentationApplication, self).__init__(net_param, action_param, action)
+        self.schedule, self.history = load_schedule(action_param.lr)
+        self._lr = None
+        self._round_dice = []  # dice_fg of the validation windows of the current round
+        ITER_FINISHED.connect(self._collect_validation)
+
+    def connect_data_and_network(self, outputs_collector=None, gradients_collector=None):
+        if not self.is_training:
+            return super(ScheduledSegmentationApplication, self).connect_data_and_network(
+                outputs_collector, gradients_collector)
+        if self._lr is None:
+            self._lr = tf.placeholder_with_default(
+                tf.constant(float(self.action_param.lr), tf.float32), shape=[], name="lr")
+        recorded = {}
+        with _recording_loss(recorded), _swapped(self.action_param, "lr", self._lr):
+            super(ScheduledSegmentationApplication, self).connect_data_and_network(
+                outputs_collector, gradients_collector)
+        outputs_collector.add_to_collection(
+            var=self._lr, name=LR_NAME, average_over_devices=False, collection=CONSOLE)
+        dice = foreground_dice(recorded["prediction"], recorded["ground_truth"],
+                               self.segmentation_param.num_classes)
+        outputs_collector.add_to_collection(
+            var=dice, name=DICE_NAME, average_over_devices=True, collection=CONSOLE)
+
+    def set_iteration_update(self, iteration_message):
+        super(ScheduledSegmentationApplication, self).set_iteration_update(iteration_message)
+        if self._lr is None:
+            return
+        if iteration_message.is_training:
+            self._flush_round()
+        # NiftyNet counts iterations from 1; the schedule counts updates already done. A
+        # validation round after iteration N is fed N's rate so the log shows the one in use.
+        step = max(iteration_message.current_iter - 1, 0)
+        iteration_message.data_feed_dict[self._lr] = self.schedule.lr(step, self.history)
+
+    def _collect_validation(self, _sender, **msg):
+        message = msg["iter_msg"]
+        if not message.is_validation:
+            return
+        value = (message.current_iter_output or {}).get(CONSOLE, {}).get(DICE_NAME)
+        if value is not None:
+            self._round_dice.append(float(value))
+
+    def _flush_round(self):
+        if self._round_dice:
+            self.history.append(sum(self._round_dice) / len(self._round_dice))
+            self._round_dice = []
+
+
+class _RecordingLoss(_stock.LossFunction):
+    """Stock loss; remembers what it was called with so the Dice sees the same tensors."""
+
+    sink = None
+
+    def layer_op(self, prediction, ground_truth, weight_map=None):
+        if self.sink is not None:
+            self.sink["prediction"] = prediction
+            self.sink["ground_truth"] = ground_truth
+        return super(_RecordingLoss, self).layer_op(prediction, ground_truth, weight_map)
+
+
+@contextlib.contextmanager
+def _recording_loss(sink):
+    """Within the block, the stock application builds its loss with :class:`_RecordingLoss`."""
+    original = _stock.LossFunction
+    _RecordingLoss.sink = sink
+    _stock.LossFunction = _RecordingLoss
+    try:
+        yield
+    finally:
+        _stock.LossFunction = original
+        _RecordingLoss.sink = None
+
+
+@contextlib.contextmanager
+def _swapped(obj, name, value):
+    original = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, original)

@@ -1,0 +1,147 @@
+"""Run unmodified NiftyNet 0.6.0 on TensorFlow 2 (Python 3.11, numpy 2, nibabel 5).
+
+NiftyNet is TF 1 graph-mode code and is no longer maintained. Instead of editing its sources,
+:func:`install` bridges, at run time and before ``import niftynet``, exactly what the
+segmentation path needs (see the project's NiftyNet notes for how each one shows up):
+
+1. ``import tensorflow as tf`` must give the v1 API with v2 behaviour disabled;
+2. the few ``tensorflow.contrib`` names NiftyNet imports (``contrib`` is gone in TF 2);
+3. ``GeneratorEnqueuer``, which moved inside TF's private keras package;
+4. numpy 2: ``tf.py_func`` outputs promoted to int64 where NiftyNet declares int32 (NEP 50),
+   and the removed aliases ``np.float`` / ``np.int`` / ``np.bool``;
+5. nibabel 5 removed ``get_data()``.
+
+Everything is idempotent and local to the process that calls it (the trial's child process).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+_INSTALLED = False
+
+
+class _TF1Module(types.ModuleType):
+    """``tensorflow`` as NiftyNet expects it: the v1 API, with TF's own package path.
+
+    Keeping the real ``__path__`` lets ``from tensorflow.python.ops import …`` still resolve.
+    """
+
+    def __init__(self, real, v1):
+        super().__init__("tensorflow")
+        self.__path__ = list(real.__path__)
+        self.__file__ = getattr(real, "__file__", None)
+        self._v1 = v1
+
+    def __getattr__(self, name):
+        return getattr(self._v1, name)
+
+
+def _py_func_keeping_dtypes(v1, numpy):
+    """``tf.py_func`` whose outputs are cast to the declared ``Tout`` (numpy 2 promotes)."""
+    original = v1.py_func
+
+    def py_func(func, inp, Tout, stateful=True, name=None):  # noqa: N803 (TF's own name)
+        single = not isinstance(Tout, (list, tuple))
+        dtypes = [Tout] if single else list(Tout)
+        np_types = [v1.as_dtype(t).as_numpy_dtype for t in dtypes]
+
+        def cast(*args):
+            out = func(*args)
+            outs = [out] if single else list(out)
+            cast_outs = [
+                numpy.asarray(o).astype(t, copy=False) if t is not object else o
+                for o, t in zip(outs, np_types)
+            ]
+            return cast_outs[0] if single else cast_outs
+
+        return original(cast, inp, Tout, stateful=stateful, name=name)
+
+    return py_func
+
+
+def _contrib_modules(v1) -> dict[str, types.ModuleType]:
+    """The ``tensorflow.contrib`` names the segmentation path imports, mapped to TF 2 APIs."""
+
+    def module(name, **attrs):
+        mod = types.ModuleType(name)
+        mod.__path__ = []  # a package, so submodule imports resolve through sys.modules
+        mod.__dict__.update(attrs)
+        return mod
+
+    def l2_regularizer(scale, scope=None):
+        def apply(weights):
+            return v1.multiply(scale, v1.nn.l2_loss(weights), name="l2_regularizer")
+
+        return apply
+
+    def l1_regularizer(scale, scope=None):
+        def apply(weights):
+            return v1.multiply(scale, v1.reduce_sum(v1.abs(weights)), name="l1_regularizer")
+
+        return apply
+
+    regularizers = module(
+        "tensorflow.contrib.layers.python.layers.regularizers",
+        l1_regularizer=l1_regularizer,
+        l2_regularizer=l2_regularizer,
+    )
+    layers_layers = module(
+        "tensorflow.contrib.layers.python.layers", regularizers=regularizers
+    )
+    layers_python = module("tensorflow.contrib.layers.python", layers=layers_layers)
+    layers = module(
+        "tensorflow.contrib.layers",
+        python=layers_python,
+        l1_regularizer=l1_regularizer,
+        l2_regularizer=l2_regularizer,
+        variance_scaling_initializer=v1.variance_scaling_initializer,
+    )
+    framework = module(
+        "tensorflow.contrib.framework", list_variables=v1.train.list_variables
+    )
+    contrib = module("tensorflow.contrib", layers=layers, framework=framework)
+    return {m.__name__: m for m in (contrib, framework, layers, layers_python,
+                                    layers_layers, regularizers)}
+
+
+def install() -> None:
+    """Make ``import niftynet`` work and train on TF 2. Call before anything imports NiftyNet."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    import numpy
+
+    import tensorflow as real_tf
+
+    v1 = real_tf.compat.v1
+    v1.disable_v2_behavior()
+
+    # 4. numpy 2 removed these aliases; NiftyNet uses them as dtypes.
+    for alias, builtin in (("float", float), ("int", int), ("bool", bool),
+                           ("object", object), ("str", str)):
+        if alias not in numpy.__dict__:
+            setattr(numpy, alias, builtin)
+
+    shim = _TF1Module(real_tf, v1)
+    shim.py_func = _py_func_keeping_dtypes(v1, numpy)
+    contrib = _contrib_modules(v1)
+    shim.contrib = contrib["tensorflow.contrib"]
+    sys.modules["tensorflow"] = shim
+    sys.modules.update(contrib)
+
+    # 3. GeneratorEnqueuer moved to a private submodule (pinned TF version).
+    import tensorflow.python.keras.utils as keras_utils
+    from tensorflow.python.keras.utils.data_utils import GeneratorEnqueuer
+
+    keras_utils.GeneratorEnqueuer = GeneratorEnqueuer
+
+    # 5. nibabel 5: get_data() raises; NiftyNet's loaders call it.
+    import nibabel.dataobj_images as dataobj_images
+
+    def get_data(self, caching="fill"):
+        return numpy.asanyarray(self.dataobj)
+
+    dataobj_images.DataobjImage.get_data = get_data
+    _INSTALLED = True
