@@ -205,6 +205,10 @@ class SearchSpace:
     max_iter: int | None = None  # iterations per trial; None: the NiftyNet config's max_iter
     runtime: str = "tf2"
     objective: str = "final_dice"
+    # Median pruning (see lrsearch.study.make_pruner): complete trials before any pruning, and
+    # the share of a trial's iterations during which it is never pruned.
+    pruner_startup_trials: int = 5
+    pruner_warmup_fraction: float = 0.25
 
     def suggest(self, trial: optuna.trial.BaseTrial, total_iters: int) -> TrialSetup:
         """Draw one schedule (and optimiser) for a trial of ``total_iters`` iterations."""
@@ -247,6 +251,7 @@ class SearchSpace:
 # --- loading -----------------------------------------------------------------------------------
 
 _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective")
+_PRUNER_KEYS = ("startup_trials", "warmup_fraction")
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -268,7 +273,7 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
     def fail(message: str) -> SpaceError:
         return SpaceError(f"{source}: {message}")
 
-    tables = ("study", *PARAMS)
+    tables = ("study", "pruner", *PARAMS)
     for name, value in doc.items():
         if not isinstance(value, Mapping):
             raise fail(f"unknown top-level key {name!r}: settings go in a table such as [study]")
@@ -290,6 +295,16 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
     runtime = _one_of(study.get("runtime", "tf2"), "runtime", RUNTIMES, fail)
     objective = _one_of(study.get("objective", "final_dice"), "objective", OBJECTIVES, fail)
 
+    pruner = doc.get("pruner", {})
+    _check_keys(pruner, "pruner", _PRUNER_KEYS, (), fail)
+    startup = pruner.get("startup_trials", SearchSpace.pruner_startup_trials)
+    if isinstance(startup, bool) or not isinstance(startup, int) or startup < 0:
+        raise fail(f"[pruner] startup_trials must be a non-negative integer, but got {startup!r}")
+    warmup_fraction = pruner.get("warmup_fraction", SearchSpace.pruner_warmup_fraction)
+    if isinstance(warmup_fraction, bool) or not isinstance(warmup_fraction, (int, float)) \
+            or not 0 <= warmup_fraction <= 1:
+        raise fail(f"[pruner] warmup_fraction must be in [0, 1], but got {warmup_fraction!r}")
+
     ranges: dict[str, tuple[Any, ...]] = {}
     for namespace, params in PARAMS.items():
         if namespace not in doc:
@@ -304,7 +319,8 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
             ranges[f"{namespace}.{name}"] = _bounds(table[name], param, where, fail)
     return SearchSpace(families=families, base_lr=base_lr, ranges=ranges,
                        optimisers=optimisers, max_iter=max_iter, runtime=runtime,
-                       objective=objective)
+                       objective=objective, pruner_startup_trials=startup,
+                       pruner_warmup_fraction=float(warmup_fraction))
 
 
 def _hint(word: str, options: Sequence[str], form: str = "{!r}") -> str:

@@ -16,6 +16,11 @@ from pathlib import Path
 from lrsearch.errors import EngineError
 
 APPLICATION = "lrsearch.engines.niftynet_app.ScheduledSegmentationApplication"
+# Shared with the application inside NiftyNet's process (kept here: importing the
+# application would import TensorFlow).
+SCHEDULE_ENV = "LRSEARCH_SCHEDULE"  # path of the trial's schedule.json
+DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
+LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 

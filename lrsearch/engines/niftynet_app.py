@@ -25,11 +25,9 @@ from niftynet.application import segmentation_application as _stock
 from niftynet.engine.application_variables import CONSOLE
 from niftynet.engine.signal import ITER_FINISHED
 
+from lrsearch.engines import DICE_NAME, LR_NAME, SCHEDULE_ENV
 from lrsearch.schedules import Constant, from_dict
 
-SCHEDULE_ENV = "LRSEARCH_SCHEDULE"
-DICE_NAME = "dice_fg"
-LR_NAME = "lr"
 
 
 def foreground_dice(prediction, ground_truth, num_classes):
@@ -56,6 +54,9 @@ def foreground_dice(prediction, ground_truth, num_classes):
 
 
 def load_schedule(default_lr):
+    """The schedule (and validation history so far) to follow; None when not training."""
+    if default_lr is None:
+        return None, []
     path = os.environ.get(SCHEDULE_ENV)
     if not path:
         return Constant(base_lr=float(default_lr)), []
@@ -71,7 +72,8 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
 
     def __init__(self, net_param, action_param, action):
         super(ScheduledSegmentationApplication, self).__init__(net_param, action_param, action)
-        self.schedule, self.history = load_schedule(action_param.lr)
+        # Inference has no learning rate (nor an ``lr`` parameter).
+        self.schedule, self.history = load_schedule(getattr(action_param, "lr", None))
         self._lr = None
         self._round_dice = []  # dice_fg of the validation windows of the current round
         ITER_FINISHED.connect(self._collect_validation)

@@ -1,0 +1,120 @@
+"""Live progress of a study on the terminal.
+
+Finished trials get one permanent line in Optuna's own wording ("Trial 3 finished with value:
+… Best is trial 1 with value: …"); on a terminal a status line below them is rewritten in place
+(trials complete/pruned/failed, best Dice, the running trial's iteration and last Dice).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+
+class Progress:
+    def __init__(self, total: int, verbosity: int = NORMAL, stream: TextIO | None = None):
+        self.total = total
+        self.verbosity = verbosity
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() and verbosity >= NORMAL
+        self.counts = {"complete": 0, "pruned": 0, "failed": 0}
+        self.best: tuple[int, float] | None = None
+        self.current: dict[str, object] = {}
+        self._status_shown = False
+        self._last_draw = 0.0
+
+    # study-level events
+    def study_loaded(self, name: str, storage: str, counts: dict[str, int],
+                     best: tuple[int, float] | None) -> None:
+        self.counts.update(counts)
+        self.best = best
+        done = sum(counts.values())
+        self._print(f"Study '{name}' in {storage}: {done} of {self.total} trials finished"
+                    + (f", best is trial {best[0]} with value: {best[1]:.4f}" if best else ""))
+
+    def trial_started(self, number: int, description: str) -> None:
+        self.current = {"number": number, "text": description, "iteration": 0, "dice": None}
+        if self.verbosity >= VERBOSE or not self.live:
+            self._print(f"Trial {number} started: {description}")
+        self._draw(force=True)
+
+    def trial_finished(self, number: int, state: str, value: float | None, reason: str = "",
+                       params: dict | None = None) -> None:
+        self.counts[state] = self.counts.get(state, 0) + 1
+        if state == "complete" and value is not None and (self.best is None or value > self.best[1]):
+            self.best = (number, value)
+        best = f" Best is trial {self.best[0]} with value: {self.best[1]:.4f}." if self.best else ""
+        if state == "complete":
+            self._print(f"Trial {number} finished with value: {value:.4f} and parameters: "
+                        f"{params or {}}.{best}")
+        elif state == "pruned":
+            self._print(f"Trial {number} pruned. {reason}")
+        else:
+            self._print(f"Trial {number} failed: {reason}")
+        self.current = {}
+
+    def message(self, text: str) -> None:
+        self._print(text)
+
+    # trial-level events (the trial runner's Observer)
+    def trial_iteration(self, number: int, iteration: int, max_iter: int) -> None:
+        self.current.update(iteration=iteration, max_iter=max_iter)
+        self._draw()
+
+    def trial_validation(self, number: int, iteration: int, dice: float) -> None:
+        self.current["dice"] = dice
+        if self.verbosity >= VERBOSE:
+            self._print(f"  trial {number} iteration {iteration}: validation Dice {dice:.4f}")
+        self._draw(force=True)
+
+    def trial_line(self, number: int, line: str) -> None:
+        if self.verbosity > VERBOSE:
+            self._print(line.rstrip())
+
+    def close(self) -> None:
+        self._clear()
+
+    # drawing
+    def status(self) -> str:
+        c = self.counts
+        done = c["complete"] + c["pruned"] + c["failed"]
+        parts = [f"{done}/{self.total} trials ({c['complete']} complete, {c['pruned']} pruned, "
+                 f"{c['failed']} failed)"]
+        parts.append(f"best Dice {self.best[1]:.4f} (trial {self.best[0]})" if self.best
+                     else "best Dice -")
+        if self.current:
+            cur = self.current
+            text = f"trial {cur['number']}: iter {cur.get('iteration', 0)}/{cur.get('max_iter', '?')}"
+            if cur.get("dice") is not None:
+                text += f", Dice {cur['dice']:.3f}"
+            parts.append(text)
+        return " | ".join(parts)
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.2:
+            return
+        self._last_draw = now
+        self.stream.write("\r\x1b[2K" + self.status())
+        self.stream.flush()
+        self._status_shown = True
+
+    def _clear(self) -> None:
+        if self._status_shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._status_shown = False
+
+    def _print(self, text: str) -> None:
+        if self.verbosity < NORMAL:
+            return
+        self._clear()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.stream.write(f"[I {stamp}] {text}\n")
+        self.stream.flush()
+        self._draw(force=True)

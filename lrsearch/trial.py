@@ -1,0 +1,277 @@
+"""One trial: write its NiftyNet config, train in a child, report Dice, prune, score.
+
+The flow a reader should be able to follow: ``run_trial`` writes ``trial.ini`` (own model_dir,
+the study's split file) and ``schedule.json``, starts NiftyNet in a child process, turns every
+validation round of its console into ``trial.report(dice, step=iteration)``, stops the child
+when Optuna prunes (or the loss diverges), and otherwise scores the final model by NiftyNet
+inference on the validation subjects' whole volumes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import optuna
+
+from lrsearch import __version__
+from lrsearch.config import Dataset, NiftyNetConfig
+from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runtime
+from lrsearch.engines.console import ValidationRounds, parse_line
+from lrsearch.engines.process import ChildProcess
+from lrsearch.metrics import read_inferred, volume_dice
+from lrsearch.schedules import curve
+from lrsearch.space import TrialSetup
+
+LR_CURVE_POINTS = 200
+
+
+class TrialFailed(Exception):
+    """The trial could not produce a score; the message is the reason stored with it."""
+
+
+class Observer(Protocol):
+    def trial_iteration(self, number: int, iteration: int, max_iter: int) -> None: ...
+
+    def trial_validation(self, number: int, iteration: int, dice: float) -> None: ...
+
+    def trial_line(self, number: int, line: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of a study shares."""
+
+    config: NiftyNetConfig
+    dataset: Dataset
+    split_file: Path
+    validation_subjects: tuple[str, ...]
+    runs_dir: Path
+    max_iter: int
+    runtime: Runtime
+
+    def trial_dir(self, number: int) -> Path:
+        return self.runs_dir / f"trial-{number:04d}"
+
+
+@dataclass
+class _Progress:
+    """What the parent learnt from the child's console."""
+
+    last_iteration: int = 0
+    first_iteration_at: float | None = None
+    last_iteration_at: float | None = None
+    lr_used: list[tuple[int, float]] = field(default_factory=list)
+    rounds: list[tuple[int, float]] = field(default_factory=list)
+    tail: list[str] = field(default_factory=list)
+
+    def remember(self, line: str) -> None:
+        self.tail = (self.tail + [line.rstrip()])[-30:]
+
+
+def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup) -> tuple[Path, Path, Path]:
+    """``trial.ini``, ``schedule.json`` and the inference split of one trial."""
+    directory = ctx.trial_dir(number)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_dir = directory / "model"
+    changes = {
+        "SYSTEM": {"model_dir": str(model_dir), "dataset_split_file": str(ctx.split_file)},
+        "TRAINING": {
+            "max_iter": ctx.max_iter,
+            "lr": setup.schedule.lr(0),
+            "starting_iter": 0,
+        },
+        "INFERENCE": {"save_seg_dir": str(model_dir / "segmentation"), "inference_iter": -1},
+    }
+    if setup.optimiser:
+        changes["TRAINING"]["optimiser"] = setup.optimiser
+    config_path = directory / "trial.ini"
+    ctx.config.with_values(changes).write(config_path)
+
+    schedule_path = directory / "schedule.json"
+    schedule_path.write_text(json.dumps({"schedule": setup.schedule.to_dict(), "history": []},
+                                        indent=2) + "\n")
+
+    infer_split = directory / "inference_split.csv"
+    validation = set(ctx.validation_subjects)
+    infer_split.write_text("".join(
+        f"{s},{'inference' if s in validation else 'training'}\n" for s in ctx.dataset.subjects))
+    return config_path, schedule_path, infer_split
+
+
+def train_command(ctx: TrialContext, config_path: Path, infer_split: Path) -> list[str]:
+    train = ["train", "-a", APPLICATION, "-c", str(config_path)]
+    infer = ["inference", "-a", APPLICATION, "-c", str(config_path),
+             "--dataset_split_file", str(infer_split)]
+    return ctx.runtime.command([train, infer])
+
+
+def run_trial(
+    trial: optuna.Trial, ctx: TrialContext, setup: TrialSetup, observer: Observer
+) -> float:
+    """Train, report and score one trial. Raises ``optuna.TrialPruned`` or :class:`TrialFailed`."""
+    number = trial.number
+    config_path, schedule_path, infer_split = write_trial_files(ctx, number, setup)
+    directory = config_path.parent
+    command = train_command(ctx, config_path, infer_split)
+    _describe(trial, ctx, setup, directory, command)
+
+    started = time.monotonic()
+    child = ChildProcess(
+        command,
+        env=ctx.runtime.environment({SCHEDULE_ENV: str(schedule_path)}),
+        cwd=directory,
+        log_path=directory / "console.log",
+    )
+    progress = _Progress()
+    try:
+        stop_reason = _follow(trial, child, ctx, progress, observer)
+    except BaseException:
+        child.stop()
+        raise
+    if stop_reason is not None:
+        child.stop()
+        _record_run(trial, progress, started)
+        trial.set_user_attr("stop_reason", stop_reason)
+        raise optuna.TrialPruned(stop_reason)
+
+    code = child.wait()
+    _record_run(trial, progress, started)
+    if progress.last_iteration < ctx.max_iter:
+        raise TrialFailed(_failure_reason(code, progress, ctx.max_iter))
+    if code != 0:
+        raise TrialFailed(f"NiftyNet exited with status {code}: {_last_error(progress)}")
+
+    inferred_csv = directory / "model" / "segmentation" / "inferred.csv"
+    if not inferred_csv.is_file():
+        raise TrialFailed(f"NiftyNet inference wrote no {inferred_csv}: {_last_error(progress)}")
+    label_files = ctx.dataset.files[ctx.config.label_sections[0]]
+    scores = volume_dice(read_inferred(inferred_csv), label_files, ctx.config.num_classes)
+    missing = set(ctx.validation_subjects) - set(scores)
+    if missing:
+        raise TrialFailed(f"no segmentation for validation subjects {sorted(missing)}")
+    value = sum(scores.values()) / len(scores)
+    trial.set_user_attr("volume_dice", {s: round(v, 5) for s, v in scores.items()})
+    trial.set_user_attr("final_dice", value)
+    trial.set_user_attr("evaluation_seconds", round(time.monotonic() - started
+                                                    - trial.user_attrs["wall_seconds"], 3))
+    return value
+
+
+def _follow(trial, child, ctx, progress, observer) -> str | None:
+    """Streams the child's console; returns why to stop it early, or None when it ran through."""
+    rounds = ValidationRounds(DICE_NAME)
+    number = trial.number
+    for line in child.lines():
+        progress.remember(line)
+        observer.trial_line(number, line)
+        event = parse_line(line)
+        if event is None:
+            # Any other NiftyNet line after a validation round ends it (the last round is
+            # followed by saving and inference, not by another iteration).
+            completed = rounds.close() if "niftynet" in line else None
+            reason = completed and _report(trial, completed, progress, observer)
+            if reason:
+                return reason
+            continue
+        completed = rounds.feed(event)
+        if completed is not None:
+            reason = _report(trial, completed, progress, observer)
+            if reason:
+                return reason
+        if event.phase == "training":
+            now = time.monotonic()
+            progress.first_iteration_at = progress.first_iteration_at or now
+            progress.last_iteration_at = now
+            progress.last_iteration = event.iteration
+            if LR_NAME in event.values:
+                progress.lr_used.append((event.iteration, event.values[LR_NAME]))
+            observer.trial_iteration(number, event.iteration, ctx.max_iter)
+            if event.diverged:
+                bad = ", ".join(f"{k}={v}" for k, v in event.values.items() if v != v or
+                                abs(v) == float("inf"))
+                return f"diverged at iteration {event.iteration}: {bad}"
+    completed = rounds.close()
+    if completed is not None:
+        return _report(trial, completed, progress, observer)
+    return None
+
+
+def _report(trial, completed: tuple[int, float], progress, observer) -> str | None:
+    iteration, dice = completed
+    progress.rounds.append(completed)
+    observer.trial_validation(trial.number, iteration, dice)
+    trial.set_user_attr("last_window_dice", dice)
+    if dice != dice:
+        return f"diverged at iteration {iteration}: validation Dice is nan"
+    trial.report(dice, step=iteration)
+    if trial.should_prune():
+        return f"pruned at iteration {iteration}: validation Dice {dice:.4f} below the median"
+    return None
+
+
+def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,
+              command: Sequence[str]) -> None:
+    schedule = setup.schedule
+    trial.set_user_attr("family", schedule.to_dict()["family"])
+    trial.set_user_attr("schedule", schedule.to_dict())
+    trial.set_user_attr("schedule_text", schedule.describe())
+    trial.set_user_attr("optimiser", setup.optimiser or ctx.config.optimiser)
+    trial.set_user_attr("max_iter", ctx.max_iter)
+    trial.set_user_attr("lr_curve", _planned_curve(schedule, ctx.max_iter))
+    trial.set_user_attr("run_dir", str(directory))
+    trial.set_user_attr("log_path", str(directory / "console.log"))
+    trial.set_user_attr("command", " ".join(command))
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("runtime", _runtime_versions(ctx.runtime))
+
+
+def _planned_curve(schedule, max_iter: int) -> list[list[float]]:
+    """The schedule over the trial's iterations, numbered like NiftyNet's (from 1)."""
+    return [[step + 1, lr] for step, lr in curve(schedule, max_iter, LR_CURVE_POINTS)]
+
+
+def _record_run(trial, progress: _Progress, started: float) -> None:
+    trial.set_user_attr("iterations", progress.last_iteration)
+    wall = (progress.last_iteration_at or time.monotonic()) - started
+    trial.set_user_attr("wall_seconds", round(wall, 3))
+    if progress.first_iteration_at and progress.last_iteration > 1 and \
+            progress.last_iteration_at > progress.first_iteration_at:
+        rate = (progress.last_iteration - 1) / (progress.last_iteration_at
+                                                 - progress.first_iteration_at)
+        trial.set_user_attr("iterations_per_second", round(rate, 4))
+    if progress.lr_used:
+        step = max(1, len(progress.lr_used) // LR_CURVE_POINTS)
+        trial.set_user_attr("lr_used", [list(p) for p in progress.lr_used[::step]])
+
+
+def _runtime_versions(runtime: Runtime) -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {"runtime": runtime.name, "python": platform.python_version(),
+                "lrsearch": __version__}
+    for dist in ("tensorflow", "niftynet", "optuna"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _last_error(progress: _Progress) -> str:
+    for line in reversed(progress.tail):
+        text = line.strip()
+        if text and ("Error" in text or "error" in text or "CRITICAL" in text):
+            return text[-300:]
+    return (progress.tail[-1].strip() if progress.tail else "no output")[-300:]
+
+
+def _failure_reason(code: int, progress: _Progress, max_iter: int) -> str:
+    return (f"training stopped at iteration {progress.last_iteration} of {max_iter} "
+            f"(exit status {code}): {_last_error(progress)}")
