@@ -24,7 +24,8 @@ def foreground_dice(prediction: np.ndarray, truth: np.ndarray, num_classes: int)
         pred_c = prediction == label
         true_c = truth == label
         total = int(pred_c.sum()) + int(true_c.sum())
-        scores.append(1.0 if total == 0 else 2.0 * float(np.logical_and(pred_c, true_c).sum()) / total)
+        overlap = float(np.logical_and(pred_c, true_c).sum())
+        scores.append(1.0 if total == 0 else 2.0 * overlap / total)
     return float(np.mean(scores))
 
 

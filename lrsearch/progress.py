@@ -44,7 +44,8 @@ class Progress:
     def trial_finished(self, number: int, state: str, value: float | None, reason: str = "",
                        params: dict | None = None) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
-        if state == "complete" and value is not None and (self.best is None or value > self.best[1]):
+        improved = self.best is None or (value is not None and value > self.best[1])
+        if state == "complete" and value is not None and improved:
             self.best = (number, value)
         best = f" Best is trial {self.best[0]} with value: {self.best[1]:.4f}." if self.best else ""
         if state == "complete":
@@ -87,7 +88,8 @@ class Progress:
                      else "best Dice -")
         if self.current:
             cur = self.current
-            text = f"trial {cur['number']}: iter {cur.get('iteration', 0)}/{cur.get('max_iter', '?')}"
+            text = (f"trial {cur['number']}: "
+                    f"iter {cur.get('iteration', 0)}/{cur.get('max_iter', '?')}")
             if cur.get("dice") is not None:
                 text += f", Dice {cur['dice']:.3f}"
             parts.append(text)

@@ -8,7 +8,9 @@ from lrsearch.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///lrsearch.db"
 
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@]*:)(?P<password>[^@]*)(?P<tail>@)", re.I)
+_PASSWORD = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@]*:)(?P<password>[^@]*)(?P<tail>@)", re.I
+)
 
 
 def redact(url: str) -> str:

@@ -9,6 +9,7 @@ study and runs trials one after the other (ask → train → tell) until the stu
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,11 @@ def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     # instead of treating absent parameters as independent; multivariate models the joint
     # base_lr × schedule parameters; constant_liar keeps parallel workers from sampling the
     # same point while their trials run.
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=10
+        )
 
 
 def make_pruner(max_iter: int, startup_trials: int = 5,

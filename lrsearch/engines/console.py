@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ITERATION = re.compile(
-    r"(?P<phase>training|validation) iter (?P<iter>\d+), (?P<vars>.*) \((?P<secs>[0-9.eE+-]+)s\)\s*$"
+    r"(?P<phase>training|validation) iter (?P<iter>\d+), (?P<vars>.*) "
+    r"\((?P<secs>[0-9.eE+-]+)s\)\s*$"
 )
 _VARIABLE = re.compile(r"([A-Za-z_][\w/.-]*)=([^,]+?)(?:,\s*|$)")
 

@@ -29,7 +29,6 @@ from lrsearch.engines import DICE_NAME, LR_NAME, SCHEDULE_ENV
 from lrsearch.schedules import Constant, from_dict
 
 
-
 def foreground_dice(prediction, ground_truth, num_classes):
     """Hard Dice over foreground classes 1..C-1 for each window, averaged over the batch.
 
@@ -71,7 +70,7 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
     REQUIRED_CONFIG_SECTION = "SEGMENTATION"
 
     def __init__(self, net_param, action_param, action):
-        super(ScheduledSegmentationApplication, self).__init__(net_param, action_param, action)
+        super().__init__(net_param, action_param, action)
         # Inference has no learning rate (nor an ``lr`` parameter).
         self.schedule, self.history = load_schedule(getattr(action_param, "lr", None))
         self._lr = None
@@ -80,14 +79,14 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
 
     def connect_data_and_network(self, outputs_collector=None, gradients_collector=None):
         if not self.is_training:
-            return super(ScheduledSegmentationApplication, self).connect_data_and_network(
+            return super().connect_data_and_network(
                 outputs_collector, gradients_collector)
         if self._lr is None:
             self._lr = tf.placeholder_with_default(
                 tf.constant(float(self.action_param.lr), tf.float32), shape=[], name="lr")
         recorded = {}
         with _recording_loss(recorded), _swapped(self.action_param, "lr", self._lr):
-            super(ScheduledSegmentationApplication, self).connect_data_and_network(
+            super().connect_data_and_network(
                 outputs_collector, gradients_collector)
         outputs_collector.add_to_collection(
             var=self._lr, name=LR_NAME, average_over_devices=False, collection=CONSOLE)
@@ -97,7 +96,7 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
             var=dice, name=DICE_NAME, average_over_devices=True, collection=CONSOLE)
 
     def set_iteration_update(self, iteration_message):
-        super(ScheduledSegmentationApplication, self).set_iteration_update(iteration_message)
+        super().set_iteration_update(iteration_message)
         if self._lr is None:
             return
         if iteration_message.is_training:
@@ -130,7 +129,7 @@ class _RecordingLoss(_stock.LossFunction):
         if self.sink is not None:
             self.sink["prediction"] = prediction
             self.sink["ground_truth"] = ground_truth
-        return super(_RecordingLoss, self).layer_op(prediction, ground_truth, weight_map)
+        return super().layer_op(prediction, ground_truth, weight_map)
 
 
 @contextlib.contextmanager

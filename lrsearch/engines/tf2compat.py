@@ -52,7 +52,7 @@ def _py_func_keeping_dtypes(v1, numpy):
             outs = [out] if single else list(out)
             cast_outs = [
                 numpy.asarray(o).astype(t, copy=False) if t is not object else o
-                for o, t in zip(outs, np_types)
+                for o, t in zip(outs, np_types)  # noqa: B905 (Python 3.7)
             ]
             return cast_outs[0] if single else cast_outs
 
@@ -112,7 +112,6 @@ def install() -> None:
     if _INSTALLED:
         return
     import numpy
-
     import tensorflow as real_tf
 
     v1 = real_tf.compat.v1

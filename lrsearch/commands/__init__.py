@@ -1,0 +1,8 @@
+"""One module per ``lrsearch`` verb (``lrsearch <verb> --help``).
+
+Each module defines ``NAME``, ``HELP``, ``DESCRIPTION``, ``configure(parser)`` and
+``run(args) -> int``, and imports nothing heavy at module level so ``--help`` stays instant.
+Add a verb by adding its module name here.
+"""
+
+MODULES = ("optimize", "demo_data")
