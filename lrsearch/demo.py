@@ -32,7 +32,7 @@ from lrsearch.errors import DataError
 __all__ = ["DEFAULT_SHAPE", "DEFAULT_SUBJECTS", "ensure_demo_data", "write_demo_data"]
 
 DEFAULT_SUBJECTS = 12
-DEFAULT_SHAPE = (48, 48, 48)
+DEFAULT_SHAPE = (40, 40, 40)
 _MIN_SIZE = 16
 _VOXEL_MM = 1.0
 

@@ -65,6 +65,7 @@ class _Progress:
     """What the parent learnt from the child's console."""
 
     last_iteration: int = 0
+    niftynet_started_at: float | None = None  # first NiftyNet line: imports are done
     first_iteration_at: float | None = None
     last_iteration_at: float | None = None
     lr_used: list[tuple[int, float]] = field(default_factory=list)
@@ -159,8 +160,9 @@ def run_trial(
     value = sum(scores.values()) / len(scores)
     trial.set_user_attr("volume_dice", {s: round(v, 5) for s, v in scores.items()})
     trial.set_user_attr("final_dice", value)
-    trial.set_user_attr("evaluation_seconds", round(time.monotonic() - started
-                                                    - trial.user_attrs["wall_seconds"], 3))
+    timing = dict(trial.user_attrs.get("timing", {}))
+    timing["evaluation"] = round(time.monotonic() - started - trial.user_attrs["wall_seconds"], 3)
+    trial.set_user_attr("timing", timing)
     return value
 
 
@@ -170,6 +172,8 @@ def _follow(trial, child, ctx, progress, observer) -> str | None:
     number = trial.number
     for line in child.lines():
         progress.remember(line)
+        if progress.niftynet_started_at is None and "niftynet" in line:
+            progress.niftynet_started_at = time.monotonic()
         observer.trial_line(number, line)
         event = parse_line(line)
         if event is None:
@@ -241,6 +245,15 @@ def _record_run(trial, progress: _Progress, started: float) -> None:
     trial.set_user_attr("iterations", progress.last_iteration)
     wall = (progress.last_iteration_at or time.monotonic()) - started
     trial.set_user_attr("wall_seconds", round(wall, 3))
+    # Where a trial's fixed cost goes: Python + TensorFlow + NiftyNet imports, then graph
+    # build, session start and the first iteration, then training proper.
+    marks = [started, progress.niftynet_started_at, progress.first_iteration_at,
+             progress.last_iteration_at]
+    names = ("imports", "setup", "training")
+    spans = zip(names, marks[:-1], marks[1:], strict=True)
+    timing = {name: round(end - start, 3) for name, start, end in spans
+              if start is not None and end is not None}
+    trial.set_user_attr("timing", timing)
     if progress.first_iteration_at and progress.last_iteration > 1 and \
             progress.last_iteration_at > progress.first_iteration_at:
         rate = (progress.last_iteration - 1) / (progress.last_iteration_at

@@ -37,7 +37,7 @@ def demo_set(tmp_path_factory):
 
 def test_defaults():
     assert DEFAULT_SUBJECTS == 12
-    assert DEFAULT_SHAPE == (48, 48, 48)
+    assert DEFAULT_SHAPE == (40, 40, 40)
 
 
 def test_files_are_named_like_ixi(demo_set):

@@ -34,7 +34,7 @@ def _tiny_config(tmp_path: Path) -> Path:
     replacements = {
         "path_to_search = demo_data": f"path_to_search = {tmp_path / 'demo_data'}",
         "model_dir = models/demo": f"model_dir = {tmp_path / 'models'}",
-        "spatial_window_size = (48, 48, 48)": "spatial_window_size = (24, 24, 24)",
+        "spatial_window_size = (40, 40, 40)": "spatial_window_size = (24, 24, 24)",
         "validation_every_n = 10": f"validation_every_n = {VALIDATE_EVERY}",
         "batch_size = 2": "batch_size = 1",
     }

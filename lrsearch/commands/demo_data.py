@@ -16,7 +16,7 @@ def configure(parser) -> None:
     parser.add_argument("directory", type=Path)
     parser.add_argument("--subjects", type=int, default=None, help="number of subjects (12)")
     parser.add_argument("--size", type=int, default=None,
-                        help="volume edge length in voxels (48)")
+                        help="volume edge length in voxels (40)")
     parser.add_argument("--seed", type=int, default=0)
 
 
