@@ -8,6 +8,7 @@ Finished trials get one permanent line in Optuna's own wording ("Trial 3 finishe
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -22,7 +23,8 @@ class Progress:
         self.live = self.stream.isatty() and verbosity >= NORMAL
         self.counts = {"complete": 0, "pruned": 0, "failed": 0}
         self.best: tuple[int, float] | None = None
-        self.current: dict[str, object] = {}
+        self.current: dict[int, dict[str, object]] = {}  # running trials by number
+        self._lock = threading.RLock()  # trials of several slots report from their threads
         self._status_shown = False
         self._last_draw = 0.0
 
@@ -36,13 +38,19 @@ class Progress:
                     + (f", best is trial {best[0]} with value: {best[1]:.4f}" if best else ""))
 
     def trial_started(self, number: int, description: str) -> None:
-        self.current = {"number": number, "text": description, "iteration": 0, "dice": None}
+        with self._lock:
+            self.current[number] = {"number": number, "text": description, "iteration": 0,
+                                    "dice": None}
         if self.verbosity >= VERBOSE or not self.live:
             self._print(f"Trial {number} started: {description}")
         self._draw(force=True)
 
     def trial_finished(self, number: int, state: str, value: float | None, reason: str = "",
                        params: dict | None = None) -> None:
+        with self._lock:
+            self._finished(number, state, value, reason, params)
+
+    def _finished(self, number, state, value, reason, params) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
         improved = self.best is None or (value is not None and value > self.best[1])
         if state == "complete" and value is not None and improved:
@@ -55,18 +63,22 @@ class Progress:
             self._print(f"Trial {number} pruned. {reason}")
         else:
             self._print(f"Trial {number} failed: {reason}")
-        self.current = {}
+        with self._lock:
+            self.current.pop(number, None)
 
     def message(self, text: str) -> None:
         self._print(text)
 
     # trial-level events (the trial runner's Observer)
     def trial_iteration(self, number: int, iteration: int, max_iter: int) -> None:
-        self.current.update(iteration=iteration, max_iter=max_iter)
+        with self._lock:
+            self.current.setdefault(number, {"number": number}).update(
+                iteration=iteration, max_iter=max_iter)
         self._draw()
 
     def trial_validation(self, number: int, iteration: int, dice: float) -> None:
-        self.current["dice"] = dice
+        with self._lock:
+            self.current.setdefault(number, {"number": number})["dice"] = dice
         if self.verbosity >= VERBOSE:
             self._print(f"  trial {number} iteration {iteration}: validation Dice {dice:.4f}")
         self._draw(force=True)
@@ -86,8 +98,9 @@ class Progress:
                  f"{c['failed']} failed)"]
         parts.append(f"best Dice {self.best[1]:.4f} (trial {self.best[0]})" if self.best
                      else "best Dice -")
-        if self.current:
-            cur = self.current
+        with self._lock:
+            running = [self.current[n] for n in sorted(self.current)]
+        for cur in running:
             text = (f"trial {cur['number']}: "
                     f"iter {cur.get('iteration', 0)}/{cur.get('max_iter', '?')}")
             if cur.get("dice") is not None:
@@ -98,13 +111,14 @@ class Progress:
     def _draw(self, force: bool = False) -> None:
         if not self.live:
             return
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.2:
-            return
-        self._last_draw = now
-        self.stream.write("\r\x1b[2K" + self.status())
-        self.stream.flush()
-        self._status_shown = True
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_draw < 0.2:
+                return
+            self._last_draw = now
+            self.stream.write("\r\x1b[2K" + self.status())
+            self.stream.flush()
+            self._status_shown = True
 
     def _clear(self) -> None:
         if self._status_shown:
@@ -115,8 +129,9 @@ class Progress:
     def _print(self, text: str) -> None:
         if self.verbosity < NORMAL:
             return
-        self._clear()
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        self.stream.write(f"[I {stamp}] {text}\n")
-        self.stream.flush()
-        self._draw(force=True)
+        with self._lock:
+            self._clear()
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self.stream.write(f"[I {stamp}] {text}\n")
+            self.stream.flush()
+            self._draw(force=True)

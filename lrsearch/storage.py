@@ -1,27 +1,98 @@
-"""Optuna storage URLs: opening them with one clear error, and never printing a password."""
+"""Optuna storage: opening a URL with one clear error, riding out database restarts, a study
+lock for exact trial budgets across workers, and never printing a password."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import hashlib
+import logging
 import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from lrsearch.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///lrsearch.db"
+HEARTBEAT_SECONDS = 30  # a running trial's liveness beat
+GRACE_FACTOR = 3  # a trial silent for GRACE_FACTOR beats is failed and retried
+RECONNECT_BACKOFF = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 60, 60, 60)  # ≈ 7 minutes in all
+
+logger = logging.getLogger("lrsearch")
 
 _PASSWORD = re.compile(
     r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@]*:)(?P<password>[^@]*)(?P<tail>@)", re.I
 )
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs, progress and reports)."""
-    return _PASSWORD.sub(r"\g<head>***\g<tail>", url)
+def redact(text: str) -> str:
+    """``text`` with the password of any database URL in it replaced by ``***``."""
+    return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
 
 
-def open_storage(url: str):
+def _is_disconnect(error: BaseException) -> bool:
+    """True for errors that mean 'the database is unreachable', not 'the request was wrong'."""
+    import optuna
+    import sqlalchemy.exc as sa
+
+    if isinstance(error, optuna.exceptions.StorageInternalError):
+        error = error.__cause__ or error
+    if isinstance(error, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError)):
+        return True
+    return isinstance(error, sa.DBAPIError) and bool(error.connection_invalidated)
+
+
+def _retrying(method):
+    """Retries a storage call while the database is unreachable, with backoff and a log line."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        for attempt, pause in enumerate((*RECONNECT_BACKOFF, None)):
+            try:
+                result = method(self, *args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - re-raised unless a disconnect
+                if pause is None or not _is_disconnect(error):
+                    raise
+                logger.warning(
+                    "storage %s unreachable (%s); retrying in %s s (attempt %d)",
+                    redact(self.url), redact(str(error).splitlines()[0])[:160], pause,
+                    attempt + 1)
+                time.sleep(pause)
+                continue
+            if attempt:
+                logger.warning("storage %s reachable again", redact(self.url))
+            return result
+
+    return call
+
+
+def _resilient_storage_class():
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    names = [n for n in dir(base) if not n.startswith("__") and callable(getattr(base, n))
+             and n not in ("remove_session", "_create_scoped_session")
+             and (not n.startswith("_") or n == "_get_stale_trial_ids")]
+    methods = {name: _retrying(getattr(base, name)) for name in names}
+    return type("ResilientRDBStorage", (base,), methods)
+
+
+@functools.cache
+def _storage_class():
+    return _resilient_storage_class()
+
+
+def open_storage(url: str, *, heartbeat: float | None = HEARTBEAT_SECONDS, max_retry: int = 3,
+                 pool_size: int = 2):
     """An Optuna RDB storage for ``url``; :class:`StorageError` if it cannot be opened.
 
-    Opening creates Optuna's tables if the database is new, but no study.
+    Every call rides out a database restart (reconnect with backoff, one log line per try).
+    With ``heartbeat``, running trials beat every ``heartbeat`` seconds; one silent for
+    ``GRACE_FACTOR`` beats (its worker was killed or its node lost) is failed and re-queued with
+    the same parameters, its intermediate values kept. Opening creates Optuna's tables in a new
+    database, but no study.
     """
     import optuna
     import sqlalchemy.exc
@@ -31,18 +102,75 @@ def open_storage(url: str):
             f"storage {url!r} is not a database URL; use e.g. sqlite:///lrsearch.db or "
             "postgresql+psycopg://user:password@host/db"
         )
+    kwargs = {}
+    if heartbeat:
+        kwargs = dict(
+            heartbeat_interval=int(heartbeat),
+            grace_period=int(heartbeat * GRACE_FACTOR),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=max_retry, inherit_intermediate_values=True),
+        )
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        return _storage_class()(url, engine_kwargs=_engine_kwargs(url, pool_size), **kwargs)
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError,
+            ImportError, ValueError, OSError) as error:
+        cause = getattr(error, "orig", None) or error.__cause__ or error
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise StorageError(
             f"cannot open storage {redact(url)}: {redact(reason)} "
             "(check the URL, that the database server is up and the directory exists)"
         ) from None
 
 
-def _engine_kwargs(url: str) -> dict:
+def _engine_kwargs(url: str, pool_size: int) -> dict:
     if url.startswith("sqlite"):
         # Several processes on one SQLite file: wait for a lock instead of failing at once.
         return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
+    # Bounded connections per worker; stale ones are tested before use.
+    return {"pool_size": pool_size, "max_overflow": 2, "pool_pre_ping": True,
+            "pool_recycle": 1800}
+
+
+@contextlib.contextmanager
+def study_lock(url: str, study_name: str) -> Iterator[None]:
+    """Serialises "is the budget used up? then ask for a trial" across all workers of a study.
+
+    PostgreSQL: a session advisory lock; MySQL: GET_LOCK; SQLite: an flock on a file next to the
+    database (SQLite studies are shared through one file system). Other URLs: no lock.
+    """
+    key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+    if url.startswith("sqlite:///"):
+        database = Path(url[len("sqlite:///"):])
+        with open(database.with_name(database.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if not url.startswith(("postgresql", "mysql")):
+        yield
+        return
+    engine = _lock_engine(url)
+    postgres = url.startswith("postgresql")
+    import sqlalchemy
+
+    with engine.connect() as connection:
+        if postgres:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        else:
+            connection.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": str(key)})
+        try:
+            yield
+        finally:
+            if postgres:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            else:
+                connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": str(key)})
+
+
+@functools.cache
+def _lock_engine(url: str):
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)

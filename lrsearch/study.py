@@ -8,8 +8,11 @@ study and runs trials one after the other (ask → train → tell) until the stu
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +20,16 @@ import optuna
 from optuna.trial import TrialState
 
 from lrsearch import config as niftynet_config
-from lrsearch.engines import get_runtime
+from lrsearch.engines import Runtime, get_runtime
+from lrsearch.engines.checks import check_gpu_request
+from lrsearch.engines.process import stop_all
 from lrsearch.errors import ConfigError, LRSearchError
+from lrsearch.live import LiveTrial
 from lrsearch.progress import Progress
 from lrsearch.space import SearchSpace, load_space
-from lrsearch.storage import open_storage, redact
-from lrsearch.trial import TrialContext, TrialFailed, run_trial
+from lrsearch.storage import HEARTBEAT_SECONDS, open_storage, redact, study_lock
+from lrsearch.trial import TrialContext, TrialFailed, TrialInterrupted, run_trial
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
 
@@ -40,6 +45,31 @@ class StudyPlan:
     trials: int
     timeout: float | None
     seed: int | None
+    slots: tuple[Slot, ...] = ()  # where trials run at once (default: one, on the CPU)
+    heartbeat: float = HEARTBEAT_SECONDS
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One trial at a time: pinned to a GPU, or on the CPU (gpu None)."""
+
+    index: int
+    gpu: str | None = None
+
+
+def make_slots(jobs: int | None = None, gpus: str | None = None) -> tuple[Slot, ...]:
+    """``--gpus 0,1,2,3``: one slot per GPU; ``--jobs K``: K CPU slots."""
+    if gpus is not None:
+        ids = [g.strip() for g in gpus.split(",") if g.strip()]
+        if not ids or not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+            raise LRSearchError(f"--gpus takes distinct GPU indices like 0,1,2,3, but got {gpus!r}")
+        if jobs is not None and jobs != len(ids):
+            raise LRSearchError(f"--jobs {jobs} contradicts --gpus {gpus} (one trial per GPU); "
+                                "give one of them")
+        return tuple(Slot(i, g) for i, g in enumerate(ids))
+    if jobs is not None and jobs < 1:
+        raise LRSearchError(f"--jobs must be at least 1, but got {jobs}")
+    return tuple(Slot(i) for i in range(jobs or 1))
 
 
 def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
@@ -80,8 +110,18 @@ def prepare(
     seed: int | None = None,
     max_iter: int | None = None,
     runs_dir: Path | None = None,
+    runtime: str | Runtime | None = None,
+    python: str | None = None,
+    report: Callable[[str], None] | None = None,
+    slots: tuple[Slot, ...] = (),
+    heartbeat: float = HEARTBEAT_SECONDS,
 ) -> StudyPlan:
-    """Reads and checks everything a study needs. Raises :class:`LRSearchError` subclasses."""
+    """Reads and checks everything a study needs. Raises :class:`LRSearchError` subclasses.
+
+    ``runtime`` (a name, default: the space's; or a :class:`Runtime`) and ``python`` choose
+    where trials train (see :func:`lrsearch.engines.get_runtime`; ``report`` hears about a
+    first-use build).
+    """
     if trials < 1:
         raise LRSearchError(f"--trials must be at least 1, but got {trials}")
     space = load_space(space_path)
@@ -99,7 +139,9 @@ def prepare(
         raise ConfigError(
             f"{config_path}: [TRAINING] validation_every_n is {cfg.validation_every_n}; "
             f"lrsearch prunes on validation Dice, set it between 1 and max_iter ({iterations})")
-    runtime = get_runtime(space.runtime)
+    if not isinstance(runtime, Runtime):
+        runtime = get_runtime(runtime or space.runtime, python, report)
+    check_gpu_request(cfg, runtime)  # a GPU config must not silently train on the CPU
     open_storage(storage_url)  # fail now, before anything is written
     split_file, validation = _study_split(cfg, dataset, runs)
     context = TrialContext(
@@ -111,7 +153,8 @@ def prepare(
         max_iter=iterations,
         runtime=runtime,
     )
-    return StudyPlan(name, storage_url, space, context, trials, timeout, seed)
+    return StudyPlan(name, storage_url, space, context, trials, timeout, seed,
+                     slots or make_slots(), heartbeat)
 
 
 def _study_split(cfg, dataset, runs: Path) -> tuple[Path, tuple[str, ...]]:
@@ -138,15 +181,23 @@ def _study_split(cfg, dataset, runs: Path) -> tuple[Path, tuple[str, ...]]:
     return path, validation
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    """Finished trials by state. Trials the user interrupted do not count toward --trials."""
-    trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED)
-              if not t.user_attrs.get("interrupted")]
-    return {
-        "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-        "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-        "failed": sum(t.state == TrialState.FAIL for t in trials),
+def _budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
+    """Finished trials by state, trials running, trials waiting (re-queued retries).
+
+    A failed trial that was re-queued (worker killed, Ctrl-C) is replaced by its retry and does
+    not count toward --trials; the retry does.
+    """
+    trials = study.get_trials(deepcopy=False)
+    superseded = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    live = [t for t in trials if t.number not in superseded]
+    counts = {
+        "complete": sum(t.state == TrialState.COMPLETE for t in live),
+        "pruned": sum(t.state == TrialState.PRUNED for t in live),
+        "failed": sum(t.state == TrialState.FAIL for t in live),
     }
+    running = sum(t.state == TrialState.RUNNING for t in live)
+    waiting = sum(t.state == TrialState.WAITING for t in live)
+    return counts, running, waiting
 
 
 def _best(study: optuna.Study) -> tuple[int, float] | None:
@@ -158,7 +209,8 @@ def _best(study: optuna.Study) -> tuple[int, float] | None:
 
 
 def load_or_create(plan: StudyPlan) -> optuna.Study:
-    storage = open_storage(plan.storage_url)
+    storage = open_storage(plan.storage_url, heartbeat=plan.heartbeat,
+                           pool_size=len(plan.slots) + 2)
     ctx = plan.context
     study = optuna.create_study(
         study_name=plan.name,
@@ -184,26 +236,144 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
     return study
 
 
+class _Workers:
+    """The slots of one worker process, each running trials one after the other.
+
+    Starting a trial (is the budget used up? ask) happens under a study-wide lock, so workers
+    on many nodes together stop at exactly ``--trials`` trials.
+    """
+
+    def __init__(self, study: optuna.Study, plan: StudyPlan, progress: Progress):
+        self.study, self.plan, self.progress = study, plan, progress
+        self.stopping = threading.Event()
+        self.started = time.monotonic()
+        self.errors: list[BaseException] = []
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._slot, args=(slot,), daemon=True,
+                                    name=f"lrsearch-slot-{slot.index}")
+                   for slot in self.plan.slots]
+        threads.append(threading.Thread(target=self._fail_stale, daemon=True,
+                                        name="lrsearch-stale"))
+        for thread in threads:
+            thread.start()
+        try:
+            while any(t.is_alive() for t in threads[:-1]):
+                for t in threads[:-1]:
+                    t.join(timeout=0.5)
+        except KeyboardInterrupt:
+            self.stopping.set()
+            stop_all()  # each slot records its trial as interrupted and re-queues it
+            for t in threads[:-1]:
+                t.join()
+            raise
+        finally:
+            self.stopping.set()
+        if self.errors:
+            raise self.errors[0]
+
+    def _next_trial(self) -> optuna.Trial | None:
+        with study_lock(self.plan.storage_url, self.plan.name):
+            if self.stopping.is_set():
+                return None
+            optuna.storages.fail_stale_trials(self.study)
+            counts, running, waiting = _budget(self.study)
+            if sum(counts.values()) + running >= self.plan.trials and not waiting:
+                return None
+            return self.study.ask()
+
+    def _slot(self, slot: Slot) -> None:
+        try:
+            while not self.stopping.is_set():
+                timeout = self.plan.timeout
+                if timeout is not None and time.monotonic() - self.started >= timeout:
+                    self.progress.message(f"Timeout of {timeout:g} s reached.")
+                    return
+                trial = self._next_trial()
+                if trial is None:
+                    return
+                _run_one(self.study, trial, self.plan, self.progress, slot, self.stopping)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(error)
+            self.stopping.set()
+            stop_all()
+
+    def _fail_stale(self) -> None:
+        """Fails trials whose worker stopped beating (killed, node lost): they are re-queued."""
+        while not self.stopping.wait(self.plan.heartbeat):
+            try:
+                optuna.storages.fail_stale_trials(self.study)
+            except Exception:  # noqa: BLE001 - the next round tries again
+                pass
+
+
 def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # lrsearch drives heartbeats and stale-trial retries itself (ask/tell, not Study.optimize).
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     study = load_or_create(plan)
-    progress.study_loaded(plan.name, redact(plan.storage_url), _counts(study), _best(study))
-    started = time.monotonic()
-    while sum(_counts(study).values()) < plan.trials:
-        if plan.timeout is not None and time.monotonic() - started >= plan.timeout:
-            progress.message(f"Timeout of {plan.timeout:g} s reached.")
-            break
-        _run_one(study, plan, progress)
+    counts, _, _ = _budget(study)
+    progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
+    _Workers(study, plan, progress).run()
     return study
 
 
-def _run_one(study: optuna.Study, plan: StudyPlan, progress: Progress) -> None:
-    trial = study.ask()
-    setup = plan.space.suggest(trial, plan.context.max_iter)
-    progress.trial_started(trial.number, setup.schedule.describe())
+@contextlib.contextmanager
+def _heartbeat(trial: optuna.Trial):
+    """Beats for the trial while it runs, so a dead worker's trial is failed and re-queued."""
+    storage = trial.study._storage
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    if not interval:
+        yield
+        return
+    done = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+            except Exception:  # noqa: BLE001 - the storage layer already logged and retried
+                pass
+            if done.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True, name=f"lrsearch-beat-{trial.number}")
+    thread.start()
     try:
-        value = run_trial(trial, plan.context, setup, progress)
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Records the trial as failed with ``reason`` and queues a retry that resumes it."""
+    trial.set_user_attr("stop_reason", reason)
+    study.tell(trial, state=TrialState.FAIL)
+    frozen = study._storage.get_trial(trial._trial_id)
+    callback = study._storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        callback(study, frozen)
+
+
+def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress: Progress,
+             slot: Slot, stopping: threading.Event | None = None) -> None:
+    setup = plan.space.suggest(trial, plan.context.max_iter)
+    retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+    if retry_of is not None:
+        trial.set_user_attr("retry_of", retry_of)
+        trial.set_user_attr("stop_reason", None)  # inherited from the original
+    where = f" on GPU {slot.gpu}" if slot.gpu is not None else ""
+    again = f" (retry of trial {retry_of})" if retry_of is not None else ""
+    progress.trial_started(trial.number, setup.schedule.describe() + again + where)
+    try:
+        # The dashboard note and figures are final before Optuna hears the outcome.
+        with _heartbeat(trial), \
+                LiveTrial.for_study(trial, plan.storage_url, plan.context.runs_dir) as live:
+            value = run_trial(trial, plan.context, setup, progress, live, gpu=slot.gpu,
+                              stopping=stopping)
     except optuna.TrialPruned as pruned:
         study.tell(trial, state=TrialState.PRUNED)
         progress.trial_finished(trial.number, "pruned", None, str(pruned))
@@ -211,12 +381,10 @@ def _run_one(study: optuna.Study, plan: StudyPlan, progress: Progress) -> None:
         trial.set_user_attr("stop_reason", str(failed))
         study.tell(trial, state=TrialState.FAIL)
         progress.trial_finished(trial.number, "failed", None, str(failed))
-    except KeyboardInterrupt:
-        trial.set_user_attr("stop_reason", "interrupted by the user")
-        trial.set_user_attr("interrupted", True)
-        study.tell(trial, state=TrialState.FAIL)
-        progress.trial_finished(trial.number, "failed", None, "interrupted by the user")
-        raise
+    except (TrialInterrupted, KeyboardInterrupt) as stopped:
+        reason = f"{stopped or 'interrupted'}; the worker was stopped (re-queued)"
+        _requeue(study, trial, reason)
+        progress.trial_finished(trial.number, "failed", None, reason)
     else:
         study.tell(trial, value)
         progress.trial_finished(trial.number, "complete", value, params=trial.params)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import optuna
 
@@ -29,11 +31,18 @@ from lrsearch.metrics import read_inferred, volume_dice
 from lrsearch.schedules import curve
 from lrsearch.space import TrialSetup
 
+if TYPE_CHECKING:
+    from lrsearch.live import LiveTrial
+
 LR_CURVE_POINTS = 200
 
 
 class TrialFailed(Exception):
     """The trial could not produce a score; the message is the reason stored with it."""
+
+
+class TrialInterrupted(Exception):
+    """The worker is stopping (Ctrl-C, SIGTERM); the trial should be re-queued."""
 
 
 class Observer(Protocol):
@@ -76,9 +85,46 @@ class _Progress:
         self.tail = (self.tail + [line.rstrip()])[-30:]
 
 
-def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup) -> tuple[Path, Path, Path]:
+@dataclass(frozen=True)
+class Resume:
+    """Where a re-queued trial picks up: its run directory and last checkpoint."""
+
+    directory: Path
+    iteration: int  # the checkpoint's iteration; training continues at iteration + 1
+    history: tuple[float, ...]  # validation Dice of the rounds up to the checkpoint
+
+
+def checkpoint_iteration(model_dir: Path) -> int | None:
+    """Iteration of the latest checkpoint NiftyNet saved in ``model_dir``, if any."""
+    index = model_dir / "models" / "checkpoint"
+    if not index.is_file():
+        return None
+    match = re.search(r'model_checkpoint_path: ".*-(\d+)"', index.read_text())
+    return int(match.group(1)) if match else None
+
+
+def find_resume(trial: optuna.Trial) -> Resume | None:
+    """A retry inherits its original's user attributes (run_dir) and intermediate values."""
+    run_dir = trial.user_attrs.get("run_dir")
+    if not run_dir:
+        return None
+    iteration = checkpoint_iteration(Path(run_dir) / "model")
+    if not iteration:
+        return None
+    reported = _frozen(trial).intermediate_values
+    history = tuple(reported[step] for step in sorted(reported) if step <= iteration)
+    return Resume(Path(run_dir), iteration, history)
+
+
+def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    return trial.study._storage.get_trial(trial._trial_id)
+
+
+def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
+                      resume: Resume | None = None, gpu: str | None = None
+                      ) -> tuple[Path, Path, Path]:
     """``trial.ini``, ``schedule.json`` and the inference split of one trial."""
-    directory = ctx.trial_dir(number)
+    directory = resume.directory if resume else ctx.trial_dir(number)
     directory.mkdir(parents=True, exist_ok=True)
     model_dir = directory / "model"
     changes = {
@@ -86,18 +132,22 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup) -> tupl
         "TRAINING": {
             "max_iter": ctx.max_iter,
             "lr": setup.schedule.lr(0),
-            "starting_iter": 0,
+            # -1: NiftyNet restores the latest checkpoint in model_dir
+            "starting_iter": -1 if resume else 0,
         },
         "INFERENCE": {"save_seg_dir": str(model_dir / "segmentation"), "inference_iter": -1},
     }
     if setup.optimiser:
         changes["TRAINING"]["optimiser"] = setup.optimiser
+    if gpu is not None:
+        changes["SYSTEM"].update(cuda_devices=gpu, num_gpus=1)
     config_path = directory / "trial.ini"
     ctx.config.with_values(changes).write(config_path)
 
     schedule_path = directory / "schedule.json"
-    schedule_path.write_text(json.dumps({"schedule": setup.schedule.to_dict(), "history": []},
-                                        indent=2) + "\n")
+    history = list(resume.history) if resume else []
+    schedule_path.write_text(json.dumps({"schedule": setup.schedule.to_dict(),
+                                         "history": history}, indent=2) + "\n")
 
     infer_split = directory / "inference_split.csv"
     validation = set(ctx.validation_subjects)
@@ -114,25 +164,45 @@ def train_command(ctx: TrialContext, config_path: Path, infer_split: Path) -> li
 
 
 def run_trial(
-    trial: optuna.Trial, ctx: TrialContext, setup: TrialSetup, observer: Observer
+    trial: optuna.Trial, ctx: TrialContext, setup: TrialSetup, observer: Observer,
+    live: LiveTrial | None = None, gpu: str | None = None,
+    stopping: threading.Event | None = None,
 ) -> float:
-    """Train, report and score one trial. Raises ``optuna.TrialPruned`` or :class:`TrialFailed`."""
+    """Train, report and score one trial.
+
+    Raises ``optuna.TrialPruned``, :class:`TrialFailed`, or :class:`TrialInterrupted` when the
+    child was stopped from outside (the worker is shutting down). ``live`` keeps the trial's
+    optuna-dashboard figures and note current. ``gpu``: the device the child is pinned to
+    (CUDA_VISIBLE_DEVICES and NiftyNet's cuda_devices/num_gpus).
+    """
     number = trial.number
-    config_path, schedule_path, infer_split = write_trial_files(ctx, number, setup)
+    resume = find_resume(trial)
+    config_path, schedule_path, infer_split = write_trial_files(ctx, number, setup, resume, gpu)
     directory = config_path.parent
     command = train_command(ctx, config_path, infer_split)
     _describe(trial, ctx, setup, directory, command)
+    if resume:
+        trial.set_user_attr("resumed_from_iteration", resume.iteration)
+        observer.trial_line(number, f"resuming from the checkpoint of iteration "
+                                    f"{resume.iteration} in {directory}\n")
+    if live is not None:
+        live.started()
 
     started = time.monotonic()
+    env = {SCHEDULE_ENV: str(schedule_path)}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
     child = ChildProcess(
         command,
-        env=ctx.runtime.environment({SCHEDULE_ENV: str(schedule_path)}),
+        env=ctx.runtime.environment(env),
         cwd=directory,
         log_path=directory / "console.log",
     )
-    progress = _Progress()
+    progress = _Progress(last_iteration=resume.iteration if resume else 0)
+    if stopping is not None and stopping.is_set():  # the worker began stopping meanwhile
+        child.stop()
     try:
-        stop_reason = _follow(trial, child, ctx, progress, observer)
+        stop_reason = _follow(trial, child, ctx, progress, observer, live)
     except BaseException:
         child.stop()
         raise
@@ -141,6 +211,9 @@ def run_trial(
         _record_run(trial, progress, started)
         trial.set_user_attr("stop_reason", stop_reason)
         raise optuna.TrialPruned(stop_reason)
+    if child.stopped:
+        _record_run(trial, progress, started)
+        raise TrialInterrupted(f"interrupted at iteration {progress.last_iteration}")
 
     code = child.wait()
     _record_run(trial, progress, started)
@@ -166,7 +239,7 @@ def run_trial(
     return value
 
 
-def _follow(trial, child, ctx, progress, observer) -> str | None:
+def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
     """Streams the child's console; returns why to stop it early, or None when it ran through."""
     rounds = ValidationRounds(DICE_NAME)
     number = trial.number
@@ -180,13 +253,13 @@ def _follow(trial, child, ctx, progress, observer) -> str | None:
             # Any other NiftyNet line after a validation round ends it (the last round is
             # followed by saving and inference, not by another iteration).
             completed = rounds.close() if "niftynet" in line else None
-            reason = completed and _report(trial, completed, progress, observer)
+            reason = completed and _report(trial, completed, progress, observer, live)
             if reason:
                 return reason
             continue
         completed = rounds.feed(event)
         if completed is not None:
-            reason = _report(trial, completed, progress, observer)
+            reason = _report(trial, completed, progress, observer, live)
             if reason:
                 return reason
         if event.phase == "training":
@@ -203,11 +276,11 @@ def _follow(trial, child, ctx, progress, observer) -> str | None:
                 return f"diverged at iteration {event.iteration}: {bad}"
     completed = rounds.close()
     if completed is not None:
-        return _report(trial, completed, progress, observer)
+        return _report(trial, completed, progress, observer, live)
     return None
 
 
-def _report(trial, completed: tuple[int, float], progress, observer) -> str | None:
+def _report(trial, completed: tuple[int, float], progress, observer, live=None) -> str | None:
     iteration, dice = completed
     progress.rounds.append(completed)
     observer.trial_validation(trial.number, iteration, dice)
@@ -215,6 +288,8 @@ def _report(trial, completed: tuple[int, float], progress, observer) -> str | No
     if dice != dice:
         return f"diverged at iteration {iteration}: validation Dice is nan"
     trial.report(dice, step=iteration)
+    if live is not None:
+        live.validated(progress.lr_used)
     if trial.should_prune():
         return f"pruned at iteration {iteration}: validation Dice {dice:.4f} below the median"
     return None

@@ -5,4 +5,5 @@ Each module defines ``NAME``, ``HELP``, ``DESCRIPTION``, ``configure(parser)`` a
 Add a verb by adding its module name here.
 """
 
-MODULES = ("optimize", "demo_data")
+MODULES = ("optimize", "demo_data", "runtime",
+           "dashboard", "report", "best", "export", "status")

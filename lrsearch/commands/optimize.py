@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG, DEMO_DATA_DIR
 
 NAME = "optimize"
@@ -34,10 +35,22 @@ def configure(parser) -> None:
                         help="training iterations per trial (default: the space's, else the "
                              "config's max_iter)")
     parser.add_argument("--runs-dir", type=Path, default=None,
-                        help="where trials train (default: <model_dir>/<study>/)")
+                        help="where trials train (default: <model_dir>/<study>/); put it on "
+                             "shared storage when several nodes work on one study, so a "
+                             "re-queued trial resumes from its checkpoint anywhere")
+    parser.add_argument("--gpus", default=None, metavar="0,1,...",
+                        help="run one trial per listed GPU at once, each pinned to its GPU")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="trials at once on the CPU (default: 1)")
+    parser.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
+                        help="running trials beat this often; one silent for 3 beats (worker "
+                             "killed, node lost) is failed and re-queued (default: 30)")
+    add_runtime_arguments(parser, default_text="the space's runtime, else tf2")
 
 
 def run(args) -> int:
+    import signal
+
     from lrsearch import study
     from lrsearch.progress import Progress
     from lrsearch.storage import DEFAULT_STORAGE
@@ -58,7 +71,15 @@ def run(args) -> int:
         seed=args.seed,
         max_iter=args.max_iter,
         runs_dir=args.runs_dir,
+        runtime=args.runtime,
+        python=args.python,
+        report=build_reporter(args),
+        slots=study.make_slots(args.jobs, args.gpus),
+        **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
     )
+    # SIGTERM (scheduler pre-emption, docker stop) stops like Ctrl-C: children stopped, the
+    # running trials recorded and re-queued.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     progress = Progress(plan.trials, args.verbosity)
     try:
         result = study.optimize(plan, progress)

@@ -2,7 +2,9 @@
 
 A runtime is a Python interpreter that can import NiftyNet and TensorFlow, plus the way to
 start NiftyNet in it. The TF 2 runtime is the interpreter lrsearch itself runs in (NiftyNet
-bridged by :mod:`lrsearch.engines.tf2compat`).
+bridged by :mod:`lrsearch.engines.tf2compat`). The TF 1 runtime is stock NiftyNet on TensorFlow
+1.15 in a Python 3.7 environment that :mod:`lrsearch.engines.tf1` builds on first use. This
+module is imported inside both, so it stays Python 3.7-compatible.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 class Runtime:
     name: str
     python: str
+    main: str = "lrsearch.engines.niftynet_main"  # module the child runs (``python -m``)
 
     def command(self, runs: Sequence[Sequence[str]]) -> list[str]:
         """One process running NiftyNet ``net_run`` argument lists one after the other."""
-        argv = [self.python, "-m", "lrsearch.engines.niftynet_main"]
+        argv = [self.python, "-m", self.main]
         for i, run in enumerate(runs):
             argv += (["--then"] if i else []) + list(run)
         return argv
@@ -46,10 +49,20 @@ class Runtime:
         return env
 
 
-RUNTIMES = ("tf2",)
+RUNTIMES = ("tf2", "tf1")
 
 
-def get_runtime(name: str) -> Runtime:
+def get_runtime(name: str, python: str | None = None, report=None) -> Runtime:
+    """The runtime ``name``; for ``tf1`` its environment is found, checked or built first.
+
+    ``python``: for tf1, a Python 3.7 to build the environment from, or an interpreter that
+    already has TensorFlow 1.15 and NiftyNet 0.6.0 (used as it is). ``report(text)`` is told
+    about a build's progress.
+    """
     if name == "tf2":
         return Runtime("tf2", sys.executable)
+    if name == "tf1":
+        from lrsearch.engines import tf1
+
+        return Runtime("tf1", tf1.ensure_python(python, report))
     raise EngineError(f"unknown runtime {name!r}; available: {', '.join(RUNTIMES)}")

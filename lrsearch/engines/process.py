@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 STOP_GRACE_SECONDS = 10.0
+
+_LIVE: set[ChildProcess] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all(grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stops every child this process started and has not reaped yet (Ctrl-C, SIGTERM)."""
+    with _LIVE_LOCK:
+        children = list(_LIVE)
+    for child in children:
+        child.stop(grace)
 
 
 class ChildProcess:
@@ -32,32 +45,43 @@ class ChildProcess:
             start_new_session=True,
         )
         self.pgid = self.proc.pid  # session leader: its pid is the group id
+        self.stopped = False
+        self._stop_lock = threading.Lock()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     def lines(self) -> Iterator[str]:
         """The child's merged stdout/stderr, line by line, also appended to the log file."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self._log.write(line)
+            with contextlib.suppress(ValueError):  # log closed by a concurrent stop()
+                self._log.write(line)
             yield line
 
     def wait(self) -> int:
         code = self.proc.wait()
         self._reap_group(grace=STOP_GRACE_SECONDS)
-        self._log.close()
+        self._forget()
         return code
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """TERM the whole group, KILL what is left after ``grace`` seconds, reap the child."""
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.proc.wait()
-        self._reap_group(grace=grace)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
+        with self._stop_lock:  # a worker and the Ctrl-C handler may both stop it
+            self.stopped = True
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait()
+            self._reap_group(grace=grace)
+            self._forget()
+
+    def _forget(self) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if not self._log.closed:
+            self._log.close()
 
     def group_alive(self) -> bool:
         try:

@@ -1,0 +1,66 @@
+"""``lrsearch best``: the best trial of a study, and where its model is."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+NAME = "best"
+HELP = "show the best trial: schedule, Dice, model"
+DESCRIPTION = ("Show the best complete trial of a study: its schedule, its Dice and where its "
+               "trained model is (--json for machine-readable output).")
+
+
+def configure(parser) -> None:
+    parser.add_argument("--study", help="study name (optional when the storage holds one)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def latest_checkpoint(model_dir: Path) -> Path | None:
+    """NiftyNet's newest ``models/model.ckpt-N`` in a model folder, if it is on this machine."""
+    found = []
+    for index in (model_dir / "models").glob("model.ckpt-*.index"):
+        match = re.fullmatch(r"model\.ckpt-(\d+)\.index", index.name)
+        if match:
+            found.append((int(match.group(1)), index.with_suffix("")))
+    return max(found)[1] if found else None
+
+
+def run(args) -> int:
+    import json
+
+    from lrsearch.report import ResultError, load_study, study_info, trial_summary
+    from lrsearch.storage import DEFAULT_STORAGE
+
+    study = load_study(args.storage or DEFAULT_STORAGE, args.study)
+    info = study_info(study)
+    best = info.best(1)
+    if not best:
+        counts = ", ".join(f"{n} {s}" for s, n in info.counts().items() if n) or "no trials"
+        raise ResultError(f"study '{info.name}' has no complete trial yet ({counts})")
+    trial = best[0]
+    summary = trial_summary(trial, info)
+    checkpoint = latest_checkpoint(Path(summary["model_dir"])) if summary["model_dir"] else None
+    summary["checkpoint"] = str(checkpoint) if checkpoint else None
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    counts = info.counts()
+    print(f"Best of study '{info.name}' ({len(info.trials)} trials, {counts['complete']} "
+          f"complete): trial {trial.number}")
+    window = (f"; last validation window {trial.last_window_dice:.4f}"
+              if trial.last_window_dice is not None else "")
+    print(f"  Dice       {trial.value:.4f} (whole volumes of the validation subjects){window}")
+    print(f"  schedule   {trial.schedule_text}")
+    speed = (f", {trial.wall_seconds:,.0f} s" if trial.wall_seconds is not None else "") + \
+        (f", {trial.iterations_per_second:.2f} it/s" if trial.iterations_per_second else "")
+    print(f"  training   {trial.optimiser or '?'}, {trial.iterations} iterations{speed}")
+    if summary["model_dir"]:
+        where = (f" (checkpoint {checkpoint.name})" if checkpoint else
+                 " (not on this machine)" if not Path(summary["model_dir"]).is_dir() else "")
+        print(f"  model      {summary['model_dir']}{where}")
+        print(f"  config     {Path(trial.run_dir) / 'trial.ini'}")
+    print(f"  export     lrsearch export --trial {trial.number} -o best.ini")
+    return 0

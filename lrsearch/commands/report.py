@@ -1,0 +1,44 @@
+"""``lrsearch report``: one self-contained HTML file about a study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAME = "report"
+HELP = "write a study's results as one HTML file"
+DESCRIPTION = (
+    "Write one HTML file (works offline, plotly inlined) with the best trials' learning-rate "
+    "schedules, validation Dice curves by family, the optimisation history, Dice by family, "
+    "parameter importances, the compute pruning saved and a table of the best trials."
+)
+
+
+def configure(parser) -> None:
+    parser.add_argument("--study", help="study name (optional when the storage holds one)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+                        help="HTML file to write (default: report.html)")
+    parser.add_argument("--top", type=int, default=10,
+                        help="best trials to overlay and list (default: 10)")
+
+
+def run(args) -> int:
+    import time
+
+    from lrsearch.errors import LRSearchError
+    from lrsearch.report import load_study, write_html
+    from lrsearch.storage import DEFAULT_STORAGE
+
+    if args.top < 1:
+        raise LRSearchError(f"--top must be at least 1, but got {args.top}")
+    started = time.monotonic()
+    study = load_study(args.storage or DEFAULT_STORAGE, args.study)
+    info = write_html(study, args.output, args.top)
+    if not args.quiet:
+        best = info.best(1)
+        best_text = (f"best trial {best[0].number}, Dice {best[0].value:.4f}" if best
+                     else "no complete trial yet")
+        print(f"wrote {args.output} (study '{info.name}', {len(info.trials)} trials, "
+              f"{best_text}) in {time.monotonic() - started:.1f} s")
+    return 0

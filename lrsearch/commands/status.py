@@ -1,0 +1,31 @@
+"""``lrsearch status``: the studies of a storage and their trials by state."""
+
+from __future__ import annotations
+
+NAME = "status"
+HELP = "list studies and their trial counts by state"
+DESCRIPTION = "List the studies of an Optuna storage with their trials by state and best Dice."
+
+
+def configure(parser) -> None:
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+
+
+def run(args) -> int:
+    from lrsearch.report import STATES, open_existing_storage, storage_status
+    from lrsearch.storage import DEFAULT_STORAGE, redact
+
+    url = args.storage or DEFAULT_STORAGE
+    statuses = storage_status(open_existing_storage(url))
+    print(f"{redact(url)}: {len(statuses)} {'study' if len(statuses) == 1 else 'studies'}")
+    if not statuses:
+        return 0
+    width = max(len("study"), *(len(s.name) for s in statuses))
+    header = f"{'study':<{width}}  {'trials':>6}  " + "  ".join(f"{s:>8}" for s in STATES)
+    print(header + "  best Dice")
+    for status in statuses:
+        counts = "  ".join(f"{status.counts[s]:>8}" for s in STATES)
+        best = (f"{status.best[1]:.4f} (trial {status.best[0]})" if status.best else "-")
+        print(f"{status.name:<{width}}  {sum(status.counts.values()):>6}  {counts}  {best}")
+    return 0

@@ -1,0 +1,73 @@
+"""Both NiftyNet runtimes train for real and report Dice: TF 2 (bridged) and stock TF 1.15.
+
+The tf1 environment is built here if it is not in the user cache yet (tests/install-deps.sh
+builds it ahead with `lrsearch runtime setup tf1`); it needs a Python 3.7 (pyenv's here).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lrsearch import cli
+from lrsearch.engines import tf1
+from lrsearch.selfcheck import Tiny, write_tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_ITER = 4
+VALIDATE_EVERY = 2
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tf1_python() -> str:
+    return tf1.ensure_python(report=lambda text: print(f"tf1 setup: {text}", flush=True))
+
+
+@pytest.mark.parametrize("runtime", ["tf2", "tf1"])
+def test_runtime_trains_and_reports_dice(runtime, request, tmp_path, capsys):
+    python = request.getfixturevalue("tf1_python") if runtime == "tf1" else sys.executable
+    config = write_tiny_config(tmp_path, Tiny(max_iter=MAX_ITER, validation_every_n=VALIDATE_EVERY))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="rt", storage=storage, direction="maximize")
+    study.enqueue_trial({"family": "constant", "base_lr": 1e-3, "optimiser": "adam"})
+
+    # studies/tiny.toml says runtime = "tf2": the command line wins.
+    code = cli.main(["optimize", "-c", str(config), "--space", str(REPO / "studies/tiny.toml"),
+                     "--storage", storage, "--study", "rt", "--trials", "1",
+                     "--max-iter", str(MAX_ITER), "--runtime", runtime])
+    assert code == 0, capsys.readouterr().err
+
+    (trial,) = optuna.load_study(study_name="rt", storage=storage).get_trials()
+    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
+    assert trial.user_attrs["command"].split()[0] == python
+    assert sorted(trial.intermediate_values) == list(range(VALIDATE_EVERY, MAX_ITER + 1,
+                                                           VALIDATE_EVERY))
+    assert all(0.0 <= v <= 1.0 for v in trial.intermediate_values.values())
+    assert 0.0 <= trial.value <= 1.0
+    assert trial.user_attrs["iterations"] == MAX_ITER
+    log = Path(trial.user_attrs["run_dir"]) / "model" / "training_niftynet_log"
+    assert f"training iter {MAX_ITER}," in log.read_text()
+
+
+def test_runtime_check_reports_versions_gpus_and_a_training(tf1_python, capsys):
+    code = cli.main(["runtime", "check"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("tf2: Python 3.") and "TensorFlow 2." in lines[0]
+    tf1_line = next(i for i, line in enumerate(lines) if line.startswith("tf1:"))
+    assert f"({tf1_python})" in lines[tf1_line]
+    assert "Python 3.7." in lines[tf1_line] and "TensorFlow 1.15.5" in lines[tf1_line]
+    for header in (0, tf1_line):
+        assert "NiftyNet 0.6.0" in lines[header]
+        assert lines[header + 1].startswith("  GPU: ")
+        assert lines[header + 2].startswith("  1-iteration training: ok in "), out
+
+
+def test_interpreter_with_tf1_is_used_as_it_is(tf1_python):
+    assert tf1.ensure_python(tf1_python, build=False) == tf1_python
