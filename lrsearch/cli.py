@@ -51,11 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr(verbosity: int) -> None:
+    """lrsearch's own log lines (storage reconnects, …) in Optuna's format, on stderr."""
+    import logging
+
+    logger = logging.getLogger("lrsearch")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(levelname).1s %(asctime)s] %(message)s",
+                                               "%Y-%m-%d %H:%M:%S"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.ERROR if verbosity == 0 else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from lrsearch.progress import NORMAL, QUIET
 
     args.verbosity = QUIET if args.quiet else NORMAL + args.verbose
+    _log_to_stderr(args.verbosity)
     try:
         return args.run(args)
     except LRSearchError as error:

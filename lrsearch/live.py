@@ -83,28 +83,24 @@ class _Directories:
 
         self.stores = [FileSystemArtifactStore(d) for d in directories]
 
-    def open_reader(self, artifact_id: str) -> BinaryIO:
+    def _first(self, method: str, artifact_id: str):
         from optuna.artifacts.exceptions import ArtifactNotFound
 
         for store in self.stores:
             try:
-                return store.open_reader(artifact_id)
+                return getattr(store, method)(artifact_id)
             except ArtifactNotFound:
                 continue
         raise ArtifactNotFound(f"artifact {artifact_id} not found")
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return self._first("open_reader", artifact_id)
 
     def write(self, artifact_id: str, content_body: BinaryIO) -> None:
         self.stores[0].write(artifact_id, content_body)
 
     def remove(self, artifact_id: str) -> None:
-        from optuna.artifacts.exceptions import ArtifactNotFound
-
-        for store in self.stores:
-            try:
-                return store.remove(artifact_id)
-            except ArtifactNotFound:
-                continue
-        raise ArtifactNotFound(f"artifact {artifact_id} not found")
+        self._first("remove", artifact_id)
 
 
 def artifact_store(directories: Iterable[str | Path]):
@@ -239,7 +235,7 @@ class LiveTrial:
 
     def _fail(self, error: Exception) -> None:
         self._broken = True
-        log.warning("lrsearch: dashboard figures of trial %d not written (%s: %s); "
+        log.warning("dashboard figures of trial %d not written (%s: %s); "
                     "the trial goes on", self.trial.number, type(error).__name__, error)
 
     def _info(self, state: str | None, reason: str) -> TrialInfo:

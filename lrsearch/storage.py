@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,16 +103,13 @@ def open_storage(url: str, *, heartbeat: float | None = HEARTBEAT_SECONDS, max_r
             f"storage {url!r} is not a database URL; use e.g. sqlite:///lrsearch.db or "
             "postgresql+psycopg://user:password@host/db"
         )
-    kwargs = {}
-    if heartbeat:
-        kwargs = dict(
-            heartbeat_interval=int(heartbeat),
-            grace_period=int(heartbeat * GRACE_FACTOR),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=max_retry, inherit_intermediate_values=True),
-        )
     try:
-        return _storage_class()(url, engine_kwargs=_engine_kwargs(url, pool_size), **kwargs)
+        return _create(url, heartbeat, max_retry, pool_size)
+    except ModuleNotFoundError as error:
+        raise StorageError(
+            f"cannot open storage {redact(url)}: its database driver {error.name!r} is not "
+            "installed (PostgreSQL: pip install 'psycopg[binary]'; MySQL: pip install pymysql)"
+        ) from None
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError,
             ImportError, ValueError, OSError) as error:
         cause = getattr(error, "orig", None) or error.__cause__ or error
@@ -120,6 +118,32 @@ def open_storage(url: str, *, heartbeat: float | None = HEARTBEAT_SECONDS, max_r
             f"cannot open storage {redact(url)}: {redact(reason)} "
             "(check the URL, that the database server is up and the directory exists)"
         ) from None
+
+
+def _create(url: str, heartbeat: float | None, max_retry: int, pool_size: int):
+    import optuna
+    import sqlalchemy.exc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        kwargs = {}
+        if heartbeat:
+            kwargs = dict(
+                heartbeat_interval=int(heartbeat),
+                grace_period=int(heartbeat * GRACE_FACTOR),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry, inherit_intermediate_values=True),
+            )
+        for attempt in range(5):
+            try:
+                return _storage_class()(url, engine_kwargs=_engine_kwargs(url, pool_size),
+                                        **kwargs)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                # Workers started together on a new database race to create Optuna's tables;
+                # the loser finds them made on the next try.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
 
 
 def _engine_kwargs(url: str, pool_size: int) -> dict:
@@ -155,7 +179,7 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
     postgres = url.startswith("postgresql")
     import sqlalchemy
 
-    with engine.connect() as connection:
+    with _connect(engine, url) as connection:
         if postgres:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         else:
@@ -167,6 +191,20 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             else:
                 connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": str(key)})
+
+
+def _connect(engine, url: str):
+    """A connection, waiting out a database restart like the storage calls do."""
+    for attempt, pause in enumerate((*RECONNECT_BACKOFF, None)):
+        try:
+            return engine.connect()
+        except Exception as error:  # noqa: BLE001 - re-raised unless a disconnect
+            if pause is None or not _is_disconnect(error):
+                raise
+            logger.warning("storage %s unreachable (%s); retrying in %s s (attempt %d)",
+                           redact(url), redact(str(error).splitlines()[0])[:160], pause,
+                           attempt + 1)
+            time.sleep(pause)
 
 
 @functools.cache

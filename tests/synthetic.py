@@ -81,11 +81,12 @@ def describe(trial: optuna.Trial, setup, max_iter: int, run_dir: Path) -> None:
 
 
 def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every: int = 50,
-               live_dir: str | Path | None = None, states: Sequence[str] | None = None,
-               leave_running: bool = False) -> list[int]:
+               live_dir: str | Path | None = None, live_every: float = 0.0,
+               states: Sequence[str] | None = None, leave_running: bool = False) -> list[int]:
     """Adds ``count`` trials the way ``lrsearch optimize`` runs them; returns their numbers.
 
-    ``live_dir``: also write their dashboard figures and notes there (:class:`LiveTrial`).
+    ``live_dir``: also write their dashboard figures and notes there (:class:`LiveTrial`,
+    refreshed at most every ``live_every`` seconds, and at the start and the end).
     ``states``: force each trial's outcome ("complete", "pruned" or "failed") instead of
     letting the pruner and chance decide. ``leave_running``: the last trial stops half-way
     without being told, as if it were still training.
@@ -102,7 +103,7 @@ def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every
         setup = space.suggest(trial, max_iter)
         schedule = setup.schedule
         describe(trial, setup, max_iter, runs_dir / f"trial-{trial.number:04d}")
-        live = LiveTrial(trial, live_dir, every=0) if live_dir else None
+        live = LiveTrial(trial, live_dir, every=live_every) if live_dir else None
         if live:
             live.started()
 

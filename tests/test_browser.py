@@ -218,3 +218,15 @@ def test_report_renders_every_plot_without_javascript_errors(chrome, study_url, 
     chrome.save_screenshot(str(OUTPUT / "report.png"))
     chrome.set_window_size(1400, 1600)
     assert os.path.getsize(OUTPUT / "report.png") > 50_000
+
+    # a study without trials yet: every plot still draws, saying what is missing
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    make_study(empty, "empty")
+    assert cli.main(["report", "--storage", empty, "-o", str(tmp_path / "empty.html")]) == 0
+    chrome.get((tmp_path / "empty.html").as_uri())
+    notes = _wait(chrome, "const p = [...document.querySelectorAll('.js-plotly-plot')];"
+                          "return p.length === 6 && p.every(d => d.querySelector('.main-svg'))"
+                          " && p.map(d => d.querySelector('.annotation-text').textContent);")
+    assert notes[0] == "no complete trial yet"
+    assert "need at least 3 complete trials" in notes[4]
+    assert _errors(chrome) == []

@@ -18,32 +18,12 @@ import pytest
 from lrsearch import cli
 from lrsearch.engines.console import parse_line
 from lrsearch.schedules import from_dict
+from tests.tiny import TINY_SPACE, tiny_config
 
-REPO = Path(__file__).resolve().parents[1]
 MAX_ITER = 30
 VALIDATE_EVERY = 5
 
 pytestmark = pytest.mark.slow
-
-
-def _tiny_config(tmp_path: Path) -> Path:
-    from lrsearch.demo import write_demo_data
-
-    write_demo_data(tmp_path / "demo_data", subjects=5, shape=(24, 24, 24))
-    text = (REPO / "configs" / "demo.ini").read_text()
-    replacements = {
-        "path_to_search = demo_data": f"path_to_search = {tmp_path / 'demo_data'}",
-        "model_dir = models/demo": f"model_dir = {tmp_path / 'models'}",
-        "spatial_window_size = (40, 40, 40)": "spatial_window_size = (24, 24, 24)",
-        "validation_every_n = 10": f"validation_every_n = {VALIDATE_EVERY}",
-        "batch_size = 2": "batch_size = 1",
-    }
-    for old, new in replacements.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    config = tmp_path / "tiny.ini"
-    config.write_text(text)
-    return config
 
 
 def _processes_mentioning(fragment: str) -> list[int]:
@@ -61,14 +41,14 @@ def _processes_mentioning(fragment: str) -> list[int]:
 
 
 def test_three_trial_study_on_niftynet(tmp_path, capsys):
-    config = _tiny_config(tmp_path)
+    config = tiny_config(tmp_path, validate_every=VALIDATE_EVERY)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="e2e", storage=storage, direction="maximize")
     study.enqueue_trial({"family": "constant", "base_lr": 3e-3, "optimiser": "adam"})
     study.enqueue_trial({"family": "constant", "base_lr": 1e-6, "optimiser": "adam"})
 
     code = cli.main([
-        "optimize", "-c", str(config), "--space", str(REPO / "studies" / "tiny.toml"),
+        "optimize", "-c", str(config), "--space", str(TINY_SPACE),
         "--storage", storage, "--study", "e2e", "--trials", "3", "--seed", "1",
         "--max-iter", str(MAX_ITER),
     ])

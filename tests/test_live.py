@@ -14,10 +14,11 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.artifacts import get_all_artifact_meta
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna_dashboard import get_note
 
 from lrsearch.dashboard import artifact_dirs
-from lrsearch.live import DICE_FIGURE, LR_FIGURE, LiveTrial, artifact_dir
+from lrsearch.live import DICE_FIGURE, LR_FIGURE, LiveTrial, artifact_dir, artifact_store
 from lrsearch.paths import DEFAULT_SPACE
 from lrsearch.report import dice_figure, lr_figure, trial_info
 from lrsearch.space import load_space
@@ -126,23 +127,28 @@ def test_pruned_and_failed_trials_say_why(running, tmp_path):
     assert "interrupted by the user" in get_note(third)
 
 
-def test_dashboard_errors_never_fail_a_trial(running, tmp_path, caplog):
+def test_dashboard_errors_never_fail_a_trial(running, tmp_path):
     study, trial, _ = running
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the artifact folder should be")
-    live = LiveTrial(trial, blocked, every=0)
-    with caplog.at_level(logging.WARNING, logger="lrsearch.live"):
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("lrsearch.live")
+    logger.addHandler(handler)
+    try:
+        live = LiveTrial(trial, blocked, every=0)
         with live:
             live.started()
             trial.report(0.5, step=50)
             live.validated([(1, 1e-3)])
             trial.set_user_attr("final_dice", 0.5)
+    finally:
+        logger.removeHandler(handler)
     study.tell(trial, 0.5)
-    warnings = [r for r in caplog.records if r.name == "lrsearch.live"]
-    assert len(warnings) == 1
-    assert warnings[0].getMessage().startswith("lrsearch: dashboard figures of trial 0 not "
-                                               "written (")
-    assert "the trial goes on" in warnings[0].getMessage()
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    assert records[0].getMessage().startswith("dashboard figures of trial 0 not written (")
+    assert "the trial goes on" in records[0].getMessage()
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
 
 
@@ -159,6 +165,17 @@ def test_artifact_folders(tmp_path, monkeypatch):
     make_study(url, "one", runs_dir=tmp_path / "r1")
     make_study(url, "two", runs_dir=tmp_path / "r2")
     assert artifact_dirs(url, open_storage(url)) == [tmp_path / "lrsearch-artifacts"]
+
+    # studies on a database server keep figures in their runs folders: the dashboard reads all
+    first, second = tmp_path / "r1" / "artifacts", tmp_path / "r2" / "artifacts"
+    second.mkdir(parents=True)
+    (second / "1234-abcd").write_bytes(b"<svg/>")
+    store = artifact_store([first, second])
+    with store.open_reader("1234-abcd") as reader:
+        assert reader.read() == b"<svg/>"
+    store.remove("1234-abcd")
+    with pytest.raises(ArtifactNotFound):
+        store.open_reader("1234-abcd")
 
 
 def test_svg_draws_the_trial_figures(running):
@@ -184,3 +201,20 @@ def test_svg_draws_the_trial_figures(running):
 
 def _line_paths(svg: str) -> list[str]:
     return re.findall(r'<path d="([^"]+)" fill="none"', svg)
+
+
+def test_dashboard_port_in_use_is_one_line(tmp_path, capsys):
+    import socket
+
+    from lrsearch import cli
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    make_study(url, "busy")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["dashboard", "--storage", url, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"lrsearch: error: cannot listen on 127.0.0.1:{port}: Address already in "
+                   "use; choose another port with --port (0 picks a free one)\n")

@@ -8,10 +8,10 @@ prints trains it on NiftyNet, with the rescaled schedule's learning rate at ever
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
-from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import optuna
@@ -22,9 +22,8 @@ from lrsearch import cli
 from lrsearch.engines.console import parse_line
 from lrsearch.live import artifact_dir
 from lrsearch.schedules import Cosine, from_dict
-from tests.test_end_to_end import _tiny_config
+from tests.tiny import TINY_SPACE, tiny_config
 
-REPO = Path(__file__).resolve().parents[1]
 MAX_ITER = 10
 EXPORT_ITER = 6
 
@@ -35,23 +34,23 @@ def _dashboard_api(storage: str, path: str) -> dict:
     """optuna-dashboard's own JSON for ``path``, from its WSGI application in this process."""
     from optuna_dashboard import wsgi
 
-    environ: dict = {}
+    environ: dict = {"wsgi.errors": io.StringIO()}
     setup_testing_defaults(environ)
     environ.update(PATH_INFO=path, HTTP_ACCEPT_ENCODING="identity")
     statuses = []
-    body = b"".join(wsgi(storage)(environ, lambda status, headers: statuses.append(status)))
-    assert statuses == ["200 OK"], body[:300]
+    body = b"".join(wsgi(storage)(environ, lambda status, *_: statuses.append(status)))
+    assert statuses == ["200 OK"], environ["wsgi.errors"].getvalue()[-3000:]
     return json.loads(body)
 
 
 def test_real_trial_dashboard_page_and_export(tmp_path, capsys):
-    config = _tiny_config(tmp_path)
+    config = tiny_config(tmp_path)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="live", storage=storage, direction="maximize")
     study.enqueue_trial({"family": "cosine", "base_lr": 3e-3, "cosine.eta_min_ratio": 0.0,
                          "optimiser": "adam"})
-    assert cli.main(["optimize", "-c", str(config), "--space", str(REPO / "studies" /
-                     "tiny.toml"), "--storage", storage, "--study", "live", "--trials", "1",
+    assert cli.main(["optimize", "-c", str(config), "--space", str(TINY_SPACE), "--storage",
+                     storage, "--study", "live", "--trials", "1",
                      "--max-iter", str(MAX_ITER)]) == 0
     capsys.readouterr()
     (trial,) = optuna.load_study(study_name="live", storage=storage).get_trials()

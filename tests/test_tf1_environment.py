@@ -132,3 +132,20 @@ def test_gpu_request_without_a_visible_gpu_stops_before_the_study(tmp_path, caps
     assert err.count("\n") == 0, err
     assert "cuda_devices = 63 asks for a GPU" in err and "sees none" in err, err
     assert not storage.exists()
+
+
+def test_child_gets_only_lrsearch_from_an_installed_package(monkeypatch, tmp_path):
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    for name in ("lrsearch", "numpy"):  # numpy for 3.11 must not reach the 3.7 child
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text(f"WHERE = {name!r}\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shim = Path(tf1.child_pythonpath(site / "lrsearch"))
+    assert shim.is_relative_to(tmp_path / "cache")
+    assert [p.name for p in shim.iterdir()] == ["lrsearch"]
+    assert (shim / "lrsearch").resolve() == (site / "lrsearch").resolve()
+    assert tf1.child_pythonpath(site / "lrsearch") == str(shim)  # made once, then reused
+
+
+def test_child_imports_lrsearch_from_a_source_checkout_as_it_is():
+    assert tf1.child_pythonpath() == str(REPO)

@@ -41,7 +41,8 @@ def configure(parser) -> None:
     parser.add_argument("--gpus", default=None, metavar="0,1,...",
                         help="run one trial per listed GPU at once, each pinned to its GPU")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="trials at once on the CPU (default: 1)")
+                        help="trials at once on the CPU (default: 2 where there are 2 or "
+                             "more cores)")
     parser.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
                         help="running trials beat this often; one silent for 3 beats (worker "
                              "killed, node lost) is failed and re-queued (default: 30)")

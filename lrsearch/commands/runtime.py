@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from lrsearch.engines import RUNTIMES
@@ -15,15 +16,23 @@ DESCRIPTION = (
 )
 
 
+PYTHON_ENV = "LRSEARCH_TF1_PYTHON"  # default of --python (set in the TF 1 container image)
+
+
+def _python_argument(parser, help_text: str) -> None:
+    parser.add_argument("--python", metavar="PATH", default=os.environ.get(PYTHON_ENV) or None,
+                        help=f"{help_text} (default: ${PYTHON_ENV}, else python3.7 on PATH, "
+                             "else pyenv's)")
+
+
 def add_runtime_arguments(parser, default_text: str) -> None:
     """``--runtime`` and ``--python``, shared with ``lrsearch optimize``."""
     parser.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help=f"where NiftyNet trains (default: {default_text}); tf1 is stock "
                              "NiftyNet on TensorFlow 1.15 under Python 3.7")
-    parser.add_argument("--python", metavar="PATH", default=None,
-                        help="for tf1: the Python 3.7 to build its environment from (default: "
-                             "python3.7 on PATH, else pyenv's), or an interpreter that already "
-                             "has TensorFlow 1.15 and NiftyNet 0.6.0 (used as it is)")
+    _python_argument(parser, "for tf1: the Python 3.7 to build its environment from, or an "
+                             "interpreter that already has TensorFlow 1.15 and NiftyNet 0.6.0 "
+                             "(used as it is)")
 
 
 def build_reporter(args):
@@ -43,8 +52,7 @@ def configure(parser) -> None:
                     "1 when any checked runtime is not ready. Builds nothing.")
     check.add_argument("--runtime", choices=RUNTIMES, action="append", default=None,
                        help="check only this runtime (repeatable; default: all)")
-    check.add_argument("--python", metavar="PATH", default=None,
-                       help="for tf1: as for `lrsearch optimize --python`")
+    _python_argument(check, "for tf1: as for `lrsearch optimize --python`")
     check.add_argument("--no-train", action="store_true",
                        help="skip the 1-iteration training")
     setup = actions.add_parser(
@@ -53,8 +61,7 @@ def configure(parser) -> None:
                     "TensorFlow 1.15.5, protobuf 3.20.3) if it is missing or broken, so that "
                     "the first study does not wait for it. tf2 needs nothing.")
     setup.add_argument("name", choices=RUNTIMES, metavar="RUNTIME", help="tf1 (or tf2)")
-    setup.add_argument("--python", metavar="PATH", default=None,
-                       help="the Python 3.7 to build from (default: found on PATH or in pyenv)")
+    _python_argument(setup, "the Python 3.7 to build from")
     setup.add_argument("--rebuild", action="store_true",
                        help="build it again even when it looks fine")
 
@@ -64,12 +71,12 @@ def run(args) -> int:
 
 
 def _resolve(name: str, python: str | None, report, *, build: bool, rebuild: bool = False):
-    from lrsearch.engines import Runtime, get_runtime
+    from lrsearch.engines import get_runtime
 
     if name == "tf1":
         from lrsearch.engines import tf1
 
-        return Runtime("tf1", tf1.ensure_python(python, report, build=build, rebuild=rebuild))
+        return tf1.tf1_runtime(python, report, build=build, rebuild=rebuild)
     return get_runtime(name)
 
 
@@ -101,7 +108,7 @@ def _check(args) -> int:
             runtime = _resolve(name, args.python, None, build=False)
             info = probe(runtime)
         except LRSearchError as error:
-            print(f"{name}: not ready: {error}")
+            print(f"{name}: {error}")
             failed = True
             continue
         print(f"{name}: Python {info.python} ({info.executable}), TensorFlow {info.tensorflow}, "

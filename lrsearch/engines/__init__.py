@@ -31,6 +31,7 @@ class Runtime:
     name: str
     python: str
     main: str = "lrsearch.engines.niftynet_main"  # module the child runs (``python -m``)
+    pythonpath: str = _PACKAGE_ROOT  # where the child imports lrsearch from
 
     def command(self, runs: Sequence[Sequence[str]]) -> list[str]:
         """One process running NiftyNet ``net_run`` argument lists one after the other."""
@@ -42,7 +43,7 @@ class Runtime:
     def environment(self, extra: Mapping[str, str] = ()) -> dict[str, str]:
         env = dict(os.environ)
         path = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + path if path else "")
+        env["PYTHONPATH"] = self.pythonpath + (os.pathsep + path if path else "")
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.update(dict(extra))
@@ -64,5 +65,5 @@ def get_runtime(name: str, python: str | None = None, report=None) -> Runtime:
     if name == "tf1":
         from lrsearch.engines import tf1
 
-        return Runtime("tf1", tf1.ensure_python(python, report))
+        return tf1.tf1_runtime(python, report)
     raise EngineError(f"unknown runtime {name!r}; available: {', '.join(RUNTIMES)}")

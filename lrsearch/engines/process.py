@@ -25,6 +25,20 @@ def stop_all(grace: float = STOP_GRACE_SECONDS) -> None:
         child.stop(grace)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGKILL when the worker dies (Linux ``PR_SET_PDEATHSIG``).
+
+    A worker killed with SIGKILL cannot stop its child; without this, the orphan would keep
+    training into the run directory that the trial's retry resumes from.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: the heartbeat still re-queues the trial
+        pass
+
+
 class ChildProcess:
     """Runs ``command`` in a new session so that the child and anything it forks can be
     stopped together (TERM, then KILL after a grace period), leaving no process behind."""
@@ -43,6 +57,7 @@ class ChildProcess:
             text=True,
             bufsize=1,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.pgid = self.proc.pid  # session leader: its pid is the group id
         self.stopped = False

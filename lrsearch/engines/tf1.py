@@ -146,7 +146,7 @@ def _check(python: Path, spec: EnvironmentSpec) -> dict | None:
     from lrsearch.engines import Runtime
     from lrsearch.engines.probe import parse
 
-    env = Runtime(spec.name, str(python)).environment()
+    env = Runtime(spec.name, str(python), pythonpath=child_pythonpath()).environment()
     try:
         done = subprocess.run([str(python), *spec.check], capture_output=True, text=True,
                               env=env, timeout=_PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -318,3 +318,35 @@ def ensure_python(python: str | None = None, report: Report | None = None, *,
     else:
         base = find_python37()
     return str(ensure_environment(tf1_spec(), base, report, build=build, rebuild=rebuild))
+
+
+def tf1_runtime(python: str | None = None, report: Report | None = None, *,
+                build: bool = True, rebuild: bool = False):
+    """The tf1 :class:`~lrsearch.engines.Runtime` (see :func:`ensure_python`)."""
+    from lrsearch.engines import Runtime
+
+    return Runtime("tf1", ensure_python(python, report, build=build, rebuild=rebuild),
+                   pythonpath=child_pythonpath())
+
+
+def child_pythonpath(package_dir: Path | None = None) -> str:
+    """What the TF 1 child gets on PYTHONPATH to import lrsearch, and nothing else.
+
+    From a source checkout (``pip install -e``) that is the checkout. From an installed wheel
+    it would be lrsearch's site-packages, whose numpy, protobuf & co. for Python 3.11 would
+    shadow the environment's own; there it is a cache folder holding only a link to lrsearch.
+    """
+    package = Path(package_dir or Path(__file__).resolve().parents[1])
+    root = package.parent
+    if root.name not in ("site-packages", "dist-packages"):
+        return str(root)
+    shim = cache_root() / "pythonpath" / hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    link = shim / package.name
+    if not (link.is_symlink() and link.resolve() == package.resolve()):
+        shim.mkdir(parents=True, exist_ok=True)
+        partial = shim / f".{package.name}.{os.getpid()}"
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(package, target_is_directory=True)
+        os.replace(partial, link)
+    return str(shim)
+

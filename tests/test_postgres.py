@@ -1,0 +1,139 @@
+"""Studies on a real PostgreSQL server: several workers, a killed worker, a server restart.
+
+Every trial is a real (tiny) NiftyNet training in a child process; the server is a private
+PostgreSQL on 127.0.0.1 (tests/postgres.py). Workers are real ``lrsearch optimize`` processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from lrsearch.trial import checkpoint_iteration
+from tests.postgres import PostgresServer
+from tests.tiny import TINY_SPACE, tiny_config
+
+pytestmark = pytest.mark.slow
+State = optuna.trial.TrialState
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer().init()
+    yield server
+    server.destroy()
+
+
+def worker(config: Path, storage: str, study: str, trials: int, max_iter: int, *extra: str,
+           log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "lrsearch.cli", "optimize", "-c", str(config),
+               "--space", str(TINY_SPACE), "--storage", storage, "--study", study,
+               "--trials", str(trials), "--max-iter", str(max_iter), "--jobs", "1", *extra]
+    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            cwd=config.parent)
+
+
+def wait(proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        tail = log.read_text()[-3000:]
+        raise AssertionError(f"worker did not finish in {timeout} s:\n{tail}") from None
+    assert code == 0, log.read_text()[-3000:]
+
+
+def niftynet_children(fragment: str) -> list[int]:
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "niftynet_main" in cmdline and fragment in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
+def test_worker_processes_reach_exactly_n_trials(postgres, tmp_path):
+    config = tiny_config(tmp_path)
+    logs = [tmp_path / f"worker{i}.log" for i in range(3)]
+    procs = [worker(config, postgres.url, "multi", 5, 6, log=log) for log in logs]
+    for proc, log in zip(procs, logs, strict=True):
+        wait(proc, 600, log)
+    trials = optuna.load_study(study_name="multi", storage=postgres.url).get_trials()
+    assert len(trials) == 5, [(t.number, t.state) for t in trials]
+    assert sorted(t.number for t in trials) == list(range(5))
+    assert all(t.state in (State.COMPLETE, State.PRUNED) for t in trials)
+    hosts_and_dirs = {t.user_attrs["run_dir"] for t in trials}
+    assert len(hosts_and_dirs) == 5  # no trial ran twice
+    for log in logs:
+        assert "pw-not-needed" not in log.read_text()  # the password never shows
+
+
+def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
+    config = tiny_config(tmp_path, save_every=5)
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = worker(config, postgres.url, "killed", 1, 40, "--heartbeat", "2", log=log_a)
+    model = tmp_path / "models" / "killed" / "trial-0000" / "model"
+    deadline = time.monotonic() + 300
+    while (checkpoint_iteration(model) or 0) < 10:
+        assert a.poll() is None, log_a.read_text()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint at iteration 10"
+        time.sleep(0.5)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    killed_at = time.monotonic()
+    while niftynet_children(str(tmp_path)) and time.monotonic() - killed_at < 10:
+        time.sleep(0.2)
+    assert niftynet_children(str(tmp_path)) == []  # the orphan died with its worker
+    last_logged = max(int(line.split("training iter ")[1].split(",")[0])
+                      for line in (model / "training_niftynet_log").read_text().splitlines()
+                      if "training iter " in line)
+
+    b = worker(config, postgres.url, "killed", 1, 40, "--heartbeat", "2", log=log_b)
+    wait(b, 600, log_b)
+    trials = optuna.load_study(study_name="killed", storage=postgres.url).get_trials()
+    assert [t.state for t in trials] == [State.FAIL, State.COMPLETE], log_b.read_text()[-2000:]
+    original, retry = trials
+    assert retry.user_attrs["retry_of"] == 0
+    assert retry.params == original.params
+    resumed = retry.user_attrs["resumed_from_iteration"]
+    assert resumed >= 10 and last_logged - resumed <= 5  # at most save_every_n redone
+    assert set(original.intermediate_values) <= set(retry.intermediate_values)
+    assert retry.user_attrs["run_dir"] == original.user_attrs["run_dir"]
+    assert 0.0 <= retry.value <= 1.0
+
+
+def test_server_restart_mid_study(postgres, tmp_path):
+    config = tiny_config(tmp_path)
+    log = tmp_path / "w.log"
+    proc = worker(config, postgres.url, "restart", 2, 30, log=log)
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            study = optuna.load_study(study_name="restart", storage=postgres.url)
+            if any(t.intermediate_values for t in study.get_trials()):
+                break
+        except KeyError:
+            pass
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    postgres.stop()
+    time.sleep(8)
+    postgres.start()
+    wait(proc, 600, log)
+    text = log.read_text()
+    assert "unreachable" in text and "reachable again" in text, text[-3000:]
+    trials = optuna.load_study(study_name="restart", storage=postgres.url).get_trials()
+    assert sorted(t.number for t in trials) == [0, 1], [(t.number, t.state) for t in trials]
+    assert all(t.state in (State.COMPLETE, State.PRUNED) for t in trials)
+    assert "pw-not-needed" not in text
