@@ -132,7 +132,9 @@ def report_fidelity(result: dict) -> bool:
     return within_noise and within_limit
 
 
-def speed(runtimes: dict[str, Runtime], windows: list[int], iters: int, work: Path) -> dict:
+def speed(runtimes: dict[str, Runtime], windows: list[int], iters: int, repeats: int,
+          work: Path) -> dict:
+    """Median iterations/s per runtime and window; runtimes alternate so load drifts cancel."""
     rows = {}
     for window in windows:
         volume = max(window + 8, 40)
@@ -141,22 +143,31 @@ def speed(runtimes: dict[str, Runtime], windows: list[int], iters: int, work: Pa
                     validation_every_n=n, validation_max_iter=1)
         directory = work / f"speed{window}"
         config = write_tiny_config(directory, tiny)
-        rates = {}
-        for name, runtime in runtimes.items():
-            trial = single_trial(config, runtime, directory / name, lr=LR, max_iter=n)
-            rates[name] = trial.user_attrs.get("iterations_per_second")
-            shown = f"{rates[name]:.4f} it/s ({1 / rates[name]:.2f} s/it)" if rates[name] \
-                else f"no rate ({trial.state.name}: {trial.user_attrs.get('stop_reason')})"
-            print(f"  {window}^3 {name}: {shown}", flush=True)
-        rows[window] = rates
-    print(f"\nIterations/s, HighRes3DNet, batch 1, {iters} iterations (80^3: 3), this machine:")
+        rates: dict[str, list[float]] = {name: [] for name in runtimes}
+        for repeat in range(repeats):
+            order = list(runtimes) if repeat % 2 == 0 else list(reversed(runtimes))
+            for name in order:
+                load = os.getloadavg()[0]
+                trial = single_trial(config, runtimes[name], directory / f"{name}-{repeat}",
+                                     lr=LR, max_iter=n)
+                rate = trial.user_attrs.get("iterations_per_second")
+                if rate:
+                    rates[name].append(rate)
+                shown = f"{rate:.4f} it/s ({1 / rate:.2f} s/it)" if rate else \
+                    f"no rate ({trial.state.name}: {trial.user_attrs.get('stop_reason')})"
+                print(f"  {window}^3 {name} run {repeat + 1}: {shown}, load average before "
+                      f"{load:.1f}", flush=True)
+        rows[window] = {name: statistics.median(r) if r else None for name, r in rates.items()}
+        rows[window]["runs"] = rates
+    print(f"\nIterations/s (median of {repeats}), HighRes3DNet, batch 1, {iters} iterations "
+          "(80^3: 3), this machine:")
     print(f"{'window':>8} {'TF1':>10} {'TF2':>10} {'TF2/TF1':>8}")
     for window, rates in rows.items():
         ratio = rates["tf2"] / rates["tf1"] if rates.get("tf1") and rates.get("tf2") else None
         print(f"{str(window) + '^3':>8} {rates.get('tf1') or float('nan'):>10.4f} "
               f"{rates.get('tf2') or float('nan'):>10.4f} "
               f"{ratio if ratio is not None else float('nan'):>8.2f}")
-    return {"iters": iters, "rates": rows}
+    return {"iters": iters, "repeats": repeats, "rates": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--speed-windows", type=int, nargs="*", default=[32, 48])
     parser.add_argument("--speed-iters", type=int, default=8)
+    parser.add_argument("--speed-repeats", type=int, default=2,
+                        help="runs per runtime and window (median reported)")
     parser.add_argument("--with-80", action="store_true", help="also time 80^3 windows")
     parser.add_argument("--skip-fidelity", action="store_true")
     parser.add_argument("--python", default=None, help="as `lrsearch optimize --python`")
@@ -191,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     windows = list(args.speed_windows) + ([80] if args.with_80 else [])
     if windows:
         print(f"\nSpeed: windows {windows}")
-        result["speed"] = speed(runtimes, windows, args.speed_iters, work)
+        result["speed"] = speed(runtimes, windows, args.speed_iters, args.speed_repeats, work)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if ok else 1

@@ -191,6 +191,7 @@ class StudyInfo:
     config: str | None
     trials: tuple[TrialInfo, ...]
     objective: str = "final_dice"
+    lr_find: str | None = None  # the LR range test's summary (--lr-bounds auto)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -269,7 +270,17 @@ def study_info(study: optuna.Study,
         config=attrs.get("config"),
         trials=tuple(trial_info(t) for t in trials),
         objective=str(attrs.get("objective", "final_dice")),
+        lr_find=_lr_find_summary(attrs.get("lr_find")),
     )
+
+
+def _lr_find_summary(stored: Any) -> str | None:
+    from lrsearch.lrfind import RangeTest
+
+    try:
+        return RangeTest.from_dict(stored).summary() if isinstance(stored, dict) else None
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def _storage_url(study: optuna.Study) -> str:
@@ -727,7 +738,8 @@ def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: in
     savings = pruning_savings(info)
     best = info.best(1)
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
-    best_text = (f"best: trial {best[0].number}, whole-volume Dice {best[0].value:.4f} "
+    score = "whole-volume Dice" if info.objective == "final_dice" else info.objective
+    best_text = (f"best: trial {best[0].number}, {score} {best[0].value:.4f} "
                  f"({html.escape(best[0].schedule_text)})" if best else "no complete trial yet")
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -743,6 +755,9 @@ def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: in
         f"<p>{best_text}. Pruning ran {savings.fraction_run:.0%} of the iterations a full run "
         f"of every finished trial would take; pruning saved {savings.fraction_pruned:.0%}.</p>",
     ]
+    if info.lr_find:
+        parts.append(f"<p id=\"lr-find\">{html.escape(info.lr_find)}; base_lr was searched "
+                     f"in that range (--lr-bounds auto).</p>")
     for div_id, fig in figures:
         body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
                            validate=False, config={"displaylogo": False, "responsive": True})

@@ -31,6 +31,7 @@ __all__ = [
     "Cyclic",
     "Exponential",
     "InverseSqrt",
+    "LRRange",
     "MultiStep",
     "OneCycle",
     "Plateau",
@@ -612,11 +613,47 @@ class Plateau(Schedule):
                 f"> {_fmt(self.threshold)}, cooldown {self.cooldown}, min lr {_fmt(self.min_lr)}")
 
 
+@dataclass(frozen=True)
+class LRRange(Schedule):
+    """The LR range test's ramp (Smith 2015/2017): ``min_lr`` growing exponentially to
+    ``max_lr`` over ``num_iters`` updates, ``max_lr`` held after.
+
+    ``lr(i) = min_lr * (max_lr / min_lr) ** (i / (num_iters - 1))``: equal steps in log lr, so
+    every decade of learning rates gets the same number of iterations. Not a search family:
+    ``lrsearch lr-find`` trains with it once to bound the search.
+    """
+
+    family: ClassVar[str] = "lr_range"
+    min_lr: float
+    max_lr: float
+    num_iters: int
+
+    def __post_init__(self) -> None:
+        _check_lr("min_lr", self.min_lr)
+        _check_number("max_lr", self.max_lr, f"greater than min_lr={self.min_lr!r}",
+                      lambda v: v > self.min_lr)
+        _check_int("num_iters", self.num_iters, 2)
+
+    @property
+    def base_lr(self) -> float:
+        return self.max_lr
+
+    def _lr(self, iteration: int, history: Sequence[float]) -> float:
+        progress = min(iteration, self.num_iters - 1) / (self.num_iters - 1)
+        return self.min_lr * (self.max_lr / self.min_lr) ** progress
+
+    def describe(self) -> str:
+        return (f"lr_range, lr {_fmt(self.min_lr)} → {_fmt(self.max_lr)} exponentially over "
+                f"{self.num_iters} iterations")
+
+
 FAMILIES: dict[str, type[Schedule]] = {
     cls.family: cls
     for cls in (Constant, Step, MultiStep, Exponential, Polynomial, Cosine, CosineRestarts,
                 Cyclic, OneCycle, Warmup, WarmupStableDecay, InverseSqrt, Plateau)
 }
+# Schedules the training application follows that a study never samples.
+_PROBES: dict[str, type[Schedule]] = {LRRange.family: LRRange}
 
 
 def from_dict(spec: Mapping[str, Any]) -> Schedule:
@@ -624,7 +661,7 @@ def from_dict(spec: Mapping[str, Any]) -> Schedule:
     if not isinstance(spec, Mapping) or "family" not in spec:
         raise ValueError(f"a schedule must be a mapping with a 'family' key, but got {spec!r}")
     family = spec["family"]
-    cls = FAMILIES.get(family)
+    cls = FAMILIES.get(family) or _PROBES.get(family)
     if cls is None:
         raise ValueError(f"unknown schedule family {family!r}{_did_you_mean(family, FAMILIES)}")
     known = {field.name: field for field in fields(cls)}

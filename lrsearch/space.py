@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from lrsearch import schedules
 from lrsearch.engines import RUNTIMES
 from lrsearch.errors import SpaceError
+from lrsearch.objectives import OBJECTIVES, parse_objective
 
 if TYPE_CHECKING:
     import optuna
@@ -43,7 +44,6 @@ __all__ = ["FAMILY_NAMES", "OBJECTIVES", "OPTIMISERS", "PARAMS", "SearchSpace", 
 
 # NiftyNet 0.6.0's names (engine/application_factory.py SUPPORTED_OPTIMIZERS).
 OPTIMISERS = ("adam", "gradientdescent", "momentum", "nesterov", "adagrad", "rmsprop")
-OBJECTIVES = ("final_dice",)
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,10 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
                                  or max_iter < 1):
         raise fail(f"[study] max_iter must be a positive integer, but got {max_iter!r}")
     runtime = _one_of(study.get("runtime", "tf2"), "runtime", RUNTIMES, fail)
-    objective = _one_of(study.get("objective", "final_dice"), "objective", OBJECTIVES, fail)
+    try:  # canonical spelling: "iters_to:0.90" is stored as "iters_to:0.9"
+        objective = parse_objective(study.get("objective", "final_dice")).name
+    except ValueError as error:
+        raise fail(f"[study] {error}") from None
 
     pruner = doc.get("pruner", {})
     _check_keys(pruner, "pruner", _PRUNER_KEYS, (), fail)

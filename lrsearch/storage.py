@@ -45,26 +45,30 @@ def _is_disconnect(error: BaseException) -> bool:
     return isinstance(error, sa.DBAPIError) and bool(error.connection_invalidated)
 
 
+def _reconnecting(url: str, call):
+    """``call()``, retried with backoff and a log line while the database is unreachable."""
+    for attempt, pause in enumerate((*RECONNECT_BACKOFF, None)):
+        try:
+            result = call()
+        except Exception as error:  # noqa: BLE001 - re-raised unless a disconnect
+            if pause is None or not _is_disconnect(error):
+                raise
+            reason = redact(str(error).splitlines()[0] if str(error) else repr(error))[:160]
+            logger.warning("storage %s unreachable (%s); retrying in %s s (attempt %d)",
+                           redact(url), reason, pause, attempt + 1)
+            time.sleep(pause)
+            continue
+        if attempt:
+            logger.warning("storage %s reachable again", redact(url))
+        return result
+
+
 def _retrying(method):
-    """Retries a storage call while the database is unreachable, with backoff and a log line."""
+    """A storage method that rides out a database restart."""
 
     @functools.wraps(method)
     def call(self, *args, **kwargs):
-        for attempt, pause in enumerate((*RECONNECT_BACKOFF, None)):
-            try:
-                result = method(self, *args, **kwargs)
-            except Exception as error:  # noqa: BLE001 - re-raised unless a disconnect
-                if pause is None or not _is_disconnect(error):
-                    raise
-                logger.warning(
-                    "storage %s unreachable (%s); retrying in %s s (attempt %d)",
-                    redact(self.url), redact(str(error).splitlines()[0])[:160], pause,
-                    attempt + 1)
-                time.sleep(pause)
-                continue
-            if attempt:
-                logger.warning("storage %s reachable again", redact(self.url))
-            return result
+        return _reconnecting(self.url, lambda: method(self, *args, **kwargs))
 
     return call
 
@@ -179,7 +183,7 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
     postgres = url.startswith("postgresql")
     import sqlalchemy
 
-    with _connect(engine, url) as connection:
+    with _reconnecting(url, engine.connect) as connection:
         if postgres:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         else:
@@ -187,24 +191,14 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
         try:
             yield
         finally:
-            if postgres:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            else:
-                connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": str(key)})
-
-
-def _connect(engine, url: str):
-    """A connection, waiting out a database restart like the storage calls do."""
-    for attempt, pause in enumerate((*RECONNECT_BACKOFF, None)):
-        try:
-            return engine.connect()
-        except Exception as error:  # noqa: BLE001 - re-raised unless a disconnect
-            if pause is None or not _is_disconnect(error):
-                raise
-            logger.warning("storage %s unreachable (%s); retrying in %s s (attempt %d)",
-                           redact(url), redact(str(error).splitlines()[0])[:160], pause,
-                           attempt + 1)
-            time.sleep(pause)
+            # A session that died with the server has released its lock already.
+            with contextlib.suppress(Exception):
+                if postgres:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                                       {"k": key})
+                else:
+                    connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"),
+                                       {"k": str(key)})
 
 
 @functools.cache

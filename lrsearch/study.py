@@ -27,6 +27,7 @@ from lrsearch.engines.checks import check_gpu_request
 from lrsearch.engines.process import stop_all
 from lrsearch.errors import ConfigError, LRSearchError
 from lrsearch.live import LiveTrial
+from lrsearch.objectives import DIRECTION, parse_objective
 from lrsearch.progress import Progress
 from lrsearch.space import SearchSpace, load_space
 from lrsearch.storage import HEARTBEAT_SECONDS, open_storage, redact, study_lock
@@ -50,6 +51,7 @@ class StudyPlan:
     seed: int | None
     slots: tuple[Slot, ...] = ()  # where trials run at once (default: one, on the CPU)
     heartbeat: float = HEARTBEAT_SECONDS
+    lr_bounds: str | None = None  # "auto": base_lr narrowed by an LR range test (lrfind)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ def prepare(
     report: Callable[[str], None] | None = None,
     slots: tuple[Slot, ...] = (),
     heartbeat: float = HEARTBEAT_SECONDS,
+    objective: str | None = None,
+    lr_bounds: str | None = None,
 ) -> StudyPlan:
     """Reads and checks everything a study needs. Raises :class:`LRSearchError` subclasses.
 
@@ -134,6 +138,12 @@ def prepare(
     if trials < 1:
         raise LRSearchError(f"--trials must be at least 1, but got {trials}")
     space = load_space(space_path)
+    try:  # --objective wins over the space's
+        objective_name = parse_objective(objective or space.objective).name
+    except ValueError as error:
+        raise ConfigError(f"--objective: {error}") from None
+    if lr_bounds not in (None, "auto"):
+        raise ConfigError(f"--lr-bounds takes 'auto', but got {lr_bounds!r}")
     cfg = niftynet_config.load_config(config_path)
     niftynet_config.check_window(cfg)
     dataset = niftynet_config.scan_data(cfg)
@@ -161,9 +171,10 @@ def prepare(
         runs_dir=runs,
         max_iter=iterations,
         runtime=runtime,
+        objective=objective_name,
     )
     return StudyPlan(name, storage_url, space, context, trials, timeout, seed,
-                     slots or make_slots(), heartbeat)
+                     slots or make_slots(), heartbeat, lr_bounds)
 
 
 def _study_split(cfg, dataset, runs: Path) -> tuple[Path, tuple[str, ...]]:
@@ -227,7 +238,7 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         sampler=make_sampler(plan.seed),
         pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
                            plan.space.pruner_warmup_fraction),
-        direction="maximize",
+        direction=DIRECTION,  # every objective is maximised (lrsearch.objectives)
         load_if_exists=True,
     )
     attrs = study.user_attrs
@@ -235,25 +246,36 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         raise ConfigError(
             f"study '{plan.name}' trains {attrs['max_iter']} iterations per trial, this run "
             f"{ctx.max_iter}: use the same max_iter or another --study")
+    if attrs.get("objective", ctx.objective) != ctx.objective:
+        raise ConfigError(
+            f"study '{plan.name}' optimises {attrs['objective']}, this run {ctx.objective}: "
+            f"scores of different objectives cannot be compared; use --objective "
+            f"{attrs['objective']} or another --study")
     if not attrs:
         study.set_user_attr("config", str(Path(ctx.config.path).resolve()))
         study.set_user_attr("max_iter", ctx.max_iter)
         study.set_user_attr("split_file", str(ctx.split_file))
         study.set_user_attr("runs_dir", str(ctx.runs_dir))
-        study.set_user_attr("objective", "final_dice")
+        study.set_user_attr("objective", ctx.objective)
         study.set_user_attr("validation_subjects", list(ctx.validation_subjects))
     return study
 
 
-class _Workers:
+class Workers:
     """The slots of one worker process, each running trials one after the other.
 
     Starting a trial (is the budget used up? ask) happens under a study-wide lock, so workers
     on many nodes together stop at exactly ``--trials`` trials.
     """
 
-    def __init__(self, study: optuna.Study, plan: StudyPlan, progress: Progress):
+    def __init__(self, study: optuna.Study, plan: StudyPlan, progress: Progress,
+                 run_one=None):
         self.study, self.plan, self.progress = study, plan, progress
+        self.run_one = run_one or _run_one  # benchmarks swap in a trivial trial
+        # lrsearch drives heartbeats and stale-trial retries itself (ask/tell, not
+        # Study.optimize), with Optuna APIs that still call themselves experimental.
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         self.stopping = threading.Event()
         self.started = time.monotonic()
         self.errors: list[BaseException] = []
@@ -308,7 +330,7 @@ class _Workers:
                 trial = self._next_trial()
                 if trial is None:
                     return
-                _run_one(self.study, trial, self.plan, self.progress, slot, self.stopping)
+                self.run_one(self.study, trial, self.plan, self.progress, slot, self.stopping)
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             self.errors.append(error)
             self.stopping.set()
@@ -331,13 +353,14 @@ class _Workers:
 def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # lrsearch drives heartbeats and stale-trial retries itself (ask/tell, not Study.optimize).
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     study = load_or_create(plan)
+    if plan.lr_bounds == "auto":
+        from lrsearch.lrfind import narrow_to_range_test
+
+        plan = narrow_to_range_test(study, plan, progress.message)
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
-    _Workers(study, plan, progress).run()
+    Workers(study, plan, progress).run()
     return study
 
 

@@ -28,6 +28,7 @@ from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runt
 from lrsearch.engines.console import ValidationRounds, parse_line
 from lrsearch.engines.process import ChildProcess
 from lrsearch.metrics import read_inferred, volume_dice
+from lrsearch.objectives import parse_objective
 from lrsearch.schedules import curve
 from lrsearch.space import TrialSetup
 
@@ -64,6 +65,7 @@ class TrialContext:
     runs_dir: Path
     max_iter: int
     runtime: Runtime
+    objective: str = "final_dice"  # see lrsearch.objectives
 
     def trial_dir(self, number: int) -> Path:
         return self.runs_dir / f"trial-{number:04d}"
@@ -236,7 +238,18 @@ def run_trial(
     timing = dict(trial.user_attrs.get("timing", {}))
     timing["evaluation"] = round(time.monotonic() - started - trial.user_attrs["wall_seconds"], 3)
     trial.set_user_attr("timing", timing)
-    return value
+    return _score(trial, ctx, value)
+
+
+def _score(trial, ctx: TrialContext, final_dice: float) -> float:
+    """The study's objective from the whole-volume Dice and every reported round (a retry's
+    inherited ones included)."""
+    objective = parse_objective(ctx.objective)
+    rounds = sorted(_frozen(trial).intermediate_values.items())
+    reached = objective.iterations_to_target(rounds)
+    if reached is not None:
+        trial.set_user_attr("iterations_to_target", reached)
+    return objective.score(final_dice, rounds, ctx.max_iter)
 
 
 def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:

@@ -82,14 +82,17 @@ def describe(trial: optuna.Trial, setup, max_iter: int, run_dir: Path) -> None:
 
 def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every: int = 50,
                live_dir: str | Path | None = None, live_every: float = 0.0,
-               states: Sequence[str] | None = None, leave_running: bool = False) -> list[int]:
+               states: Sequence[str] | None = None, prune_from: float = 0.0,
+               leave_running: bool = False) -> list[int]:
     """Adds ``count`` trials the way ``lrsearch optimize`` runs them; returns their numbers.
 
     ``live_dir``: also write their dashboard figures and notes there (:class:`LiveTrial`,
     refreshed at most every ``live_every`` seconds, and at the start and the end).
     ``states``: force each trial's outcome ("complete", "pruned" or "failed") instead of
-    letting the pruner and chance decide. ``leave_running``: the last trial stops half-way
-    without being told, as if it were still training.
+    letting the pruner and chance decide; a forced prune comes at the first validation round,
+    or with ``prune_from`` at a random one between that fraction of the run and 90 % of it.
+    ``leave_running``: the last trial stops half-way without being told, as if it were still
+    training.
     """
     from lrsearch.live import LiveTrial
 
@@ -110,6 +113,10 @@ def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every
         forced = states[index] if states else None
         fails = forced == "failed" or (forced is None and rng.random() < FAIL_RATE)
         stop_at = rng.randrange(1, max_iter) if fails else max_iter
+        prune_at = validate_every
+        if prune_from:
+            first = max(validate_every, int(prune_from * max_iter))
+            prune_at = rng.randrange(first, int(0.9 * max_iter) + 1, validate_every)
         if leave_running and index == count - 1:
             stop_at = max_iter // 2
         quality = _quality(schedule, max_iter)
@@ -122,7 +129,8 @@ def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every
             trial.report(dice, step=iteration)
             if live:
                 live.validated([(i, schedule.lr(i - 1)) for i in range(1, iteration + 1, 5)])
-            if forced == "pruned" or (forced is None and trial.should_prune()):
+            if (forced == "pruned" and iteration >= prune_at) or \
+                    (forced is None and trial.should_prune()):
                 state = "pruned"
                 reason = (f"pruned at iteration {iteration}: validation Dice {dice:.4f} "
                           "below the median")

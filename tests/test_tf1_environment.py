@@ -116,7 +116,7 @@ def test_optimize_on_tf1_without_python37_fails_before_the_study(monkeypatch, tm
 
 
 def test_python_that_is_neither_37_nor_tf1_is_refused():
-    with pytest.raises(EngineError, match=r"--python .* is Python 3\.11 without TensorFlow "
+    with pytest.raises(EngineError, match=r"--python .* is Python 3\.\d+ without TensorFlow "
                                           r"1\.15 and NiftyNet"):
         tf1.ensure_python(sys.executable, build=False)
 

@@ -6,4 +6,4 @@ Add a verb by adding its module name here.
 """
 
 MODULES = ("optimize", "demo_data", "runtime",
-           "dashboard", "report", "best", "export", "status")
+           "dashboard", "report", "best", "export", "status", "lr_find")

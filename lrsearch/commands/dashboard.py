@@ -30,6 +30,12 @@ def run(args) -> int:
 
     url = args.storage or DEFAULT_STORAGE
     dashboard = start(url, args.port, args.artifact_dir, quiet=args.verbose < 1)
+    if args.verbose < 1:
+        import warnings
+
+        # optuna-dashboard recomputes importances per request; their "regimes with less than
+        # 2 trials" warnings would fill the console.
+        warnings.simplefilter("ignore")
     if not args.quiet:
         print(f"optuna-dashboard for {redact(url)}: {dashboard.url}", flush=True)
         for folder in dashboard.folders:

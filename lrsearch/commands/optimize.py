@@ -46,6 +46,12 @@ def configure(parser) -> None:
     parser.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
                         help="running trials beat this often; one silent for 3 beats (worker "
                              "killed, node lost) is failed and re-queued (default: 30)")
+    parser.add_argument("--objective", default=None,
+                        help="final_dice, dice_auc or iters_to:<dice> (default: the space's "
+                             "objective, else final_dice); see README 'which objective when'")
+    parser.add_argument("--lr-bounds", choices=("auto",), default=None,
+                        help="auto: run the LR range test once per study and search base_lr "
+                             "within its suggested range")
     add_runtime_arguments(parser, default_text="the space's runtime, else tf2")
 
 
@@ -76,6 +82,8 @@ def run(args) -> int:
         python=args.python,
         report=build_reporter(args),
         slots=study.make_slots(args.jobs, args.gpus),
+        objective=args.objective,
+        lr_bounds=args.lr_bounds,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
     )
     # SIGTERM (scheduler pre-emption, docker stop) stops like Ctrl-C: children stopped, the
@@ -92,7 +100,9 @@ def run(args) -> int:
         except ValueError:
             print("No trial completed yet.")
         else:
-            print(f"Best trial {best.number}: Dice {best.value:.4f}, "
+            objective = result.user_attrs.get("objective", "final_dice")
+            score = "Dice" if objective == "final_dice" else objective
+            print(f"Best trial {best.number}: {score} {best.value:.4f}, "
                   f"{best.user_attrs.get('schedule_text', best.params)}")
             print(f"  model: {best.user_attrs.get('run_dir')}")
     return 0

@@ -1,0 +1,175 @@
+"""Does lrsearch find better schedules for less compute than the usual choices?
+
+On the demo data, per seed, side by side:
+
+  (a) lrsearch defaults: TPE + median pruning over every family (studies/default.toml);
+  (b) random search over the same space, no pruning, same trial count;
+  (c) NiftyNet's default: constant lr 1e-3;
+  (d) nnU-Net's poly schedule (power 0.9) at the initial LR of its Adam variant, 3e-4
+      (nnU-Net's SGD default is 1e-2; its Adam trainers use 3e-4);
+  (e) one-cycle (PyTorch's defaults: 30 % warm-up, cosine, div 25 / 1e4) with its maximum at
+      the LR range test's last stable LR.
+
+Prints best Dice against cumulative training iterations for (a) and (b); for (a)'s best
+schedule, the iterations its validation Dice needs to reach (c)'s final validation Dice; the
+share of (b)'s iterations that (a) ran (pruning's saving); every arm's whole-volume Dice; the
+spread over seeds.
+
+    python benchmarks/search_efficiency.py [--trials 30] [--max-iter 200] [--seeds 0 1 2]
+    python benchmarks/search_efficiency.py --quick     # 4 trials, 20 iterations, one seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+
+from lrsearch import lrfind
+from lrsearch import study as lrstudy
+from lrsearch.demo import ensure_demo_data
+from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
+from lrsearch.progress import QUIET, Progress
+
+NIFTYNET_LR = 1e-3
+NNUNET_ADAM_LR = 3e-4
+BASELINE_SPACE = """
+[study]
+families = ["constant", "polynomial", "one_cycle"]
+base_lr = [1e-7, 10.0]
+[polynomial]
+power = [0.9, 0.9]
+end_ratio = [0.0, 0.0]
+[one_cycle]
+pct_start = [0.3, 0.3]
+anneal_strategy = ["cos"]
+div_factor = [25.0, 25.0]
+final_div_factor = [1e4, 1e4]
+three_phase = [false]
+"""
+
+
+def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: int):
+    return lrstudy.prepare(DEMO_CONFIG, space, study_name=name,
+                           storage_url=f"sqlite:///{work / 'bench.db'}", trials=trials,
+                           seed=seed, max_iter=max_iter, runs_dir=work / name)
+
+
+def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:
+    """Runs a plan to completion with lrsearch's workers (own sampler/pruner if given)."""
+    study = lrstudy.load_or_create(plan)
+    if sampler is not None:
+        study = optuna.load_study(study_name=plan.name, storage=plan.storage_url,
+                                  sampler=sampler, pruner=pruner)
+    if enqueue:
+        study.enqueue_trial(enqueue)
+    progress = Progress(plan.trials, QUIET)
+    lrstudy.Workers(study, plan, progress).run()
+    progress.close()
+    return study
+
+
+def _iterations(study: optuna.Study) -> list[tuple[int, float]]:
+    """(cumulative training iterations, best whole-volume Dice so far) trial by trial."""
+    out, total, best = [], 0, float("nan")
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        total += t.user_attrs.get("iterations", 0)
+        if t.state == optuna.trial.TrialState.COMPLETE and not t.value <= best:
+            best = t.value
+        out.append((total, best))
+    return out
+
+
+def _first_reaching(trial: optuna.trial.FrozenTrial, target: float) -> int | None:
+    return next((i for i, d in sorted(trial.intermediate_values.items()) if d >= target), None)
+
+
+def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: int) -> dict:
+    tpe = _run(_plan(work, f"a-tpe-{seed}", DEFAULT_SPACE, trials, max_iter, seed))
+    rnd = _run(_plan(work, f"b-random-{seed}", DEFAULT_SPACE, trials, max_iter, seed),
+               optuna.samplers.RandomSampler(seed), optuna.pruners.NopPruner())
+    space = work / "baselines.toml"
+    space.write_text(BASELINE_SPACE)
+    nop = optuna.pruners.NopPruner()
+
+    def baseline(name, params):
+        plan = _plan(work, f"{name}-{seed}", space, 1, max_iter, seed)
+        return _run(plan, optuna.samplers.RandomSampler(seed), nop, params).trials[0]
+
+    constant = baseline("c-constant", {"family": "constant", "base_lr": NIFTYNET_LR})
+    poly = baseline("d-poly", {"family": "polynomial", "base_lr": NNUNET_ADAM_LR,
+                               "polynomial.power": 0.9, "polynomial.end_ratio": 0.0})
+    plan = _plan(work, f"e-lrfind-{seed}", space, 1, max_iter, seed)
+    ctx = plan.context
+    found = lrfind.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
+                                  ctx.runtime, iterations=lr_find_iters)
+    one_cycle = baseline("e-one-cycle", {
+        "family": "one_cycle", "base_lr": found.last_stable_lr, "one_cycle.pct_start": 0.3,
+        "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
+        "one_cycle.final_div_factor": 1e4, "one_cycle.three_phase": False})
+
+    target = constant.intermediate_values[max(constant.intermediate_values)]
+    best = tpe.best_trial
+    reached = _first_reaching(best, target)
+    spent = {name: sum(t.user_attrs.get("iterations", 0) for t in s.trials)
+             for name, s in (("a", tpe), ("b", rnd))}
+    return {
+        "seed": seed, "curve_a": _iterations(tpe), "curve_b": _iterations(rnd),
+        "best_a": tpe.best_value, "best_b": rnd.best_value,
+        "best_a_text": best.user_attrs.get("schedule_text"),
+        "c": constant.value, "d": poly.value, "e": one_cycle.value, "lr_find": found.summary(),
+        "target": target, "reached": reached, "pruning_share": spent["a"] / spent["b"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--lr-find-iterations", type=int, default=lrfind.ITERATIONS)
+    parser.add_argument("--quick", action="store_true",
+                        help="4 trials of 20 iterations, one seed, a 20-iteration range test")
+    args = parser.parse_args()
+    if args.quick:
+        args.trials, args.max_iter, args.seeds, args.lr_find_iterations = 4, 20, [0], 20
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore")  # Optuna's experimental/heartbeat notes, as optimize does
+    work = Path(tempfile.mkdtemp(prefix="lrsearch-efficiency-"))
+    ensure_demo_data(Path("demo_data"))  # demo.ini reads ./demo_data
+    print(f"work folder {work}; {args.trials} trials x {args.max_iter} iterations; "
+          f"seeds {args.seeds}", flush=True)
+    results = []
+    for seed in args.seeds:
+        started = time.monotonic()
+        r = one_seed(work, seed, args.trials, args.max_iter, args.lr_find_iterations)
+        results.append(r)
+        print(f"\nseed {seed} ({(time.monotonic() - started) / 60:.1f} min); {r['lr_find']}")
+        print("  cumulative iterations → best whole-volume Dice")
+        for arm in ("a", "b"):
+            points = ", ".join(f"{i}:{d:.3f}" for i, d in r[f"curve_{arm}"])
+            print(f"   ({arm}) {points}")
+        print(f"  whole-volume Dice: (a) TPE+pruning {r['best_a']:.4f}  (b) random "
+              f"{r['best_b']:.4f}  (c) constant 1e-3 {r['c']:.4f}  (d) poly 0.9 @3e-4 "
+              f"{r['d']:.4f}  (e) one-cycle @lr-find {r['e']:.4f}")
+        reached = (f"at iteration {r['reached']} = {r['reached'] / args.max_iter:.0%} of "
+                   f"(c)'s iterations" if r["reached"] else "never")
+        print(f"  (a)'s best ({r['best_a_text']}) reaches (c)'s final validation Dice "
+              f"{r['target']:.4f} {reached} (target ≤ 50 %)")
+        print(f"  (a) ran {r['pruning_share']:.0%} of (b)'s training iterations (target ≤ 50 %)"
+              f"; best Dice (a) − (b) = {r['best_a'] - r['best_b']:+.4f} (target ≥ −0.01)")
+    if len(results) > 1:
+        print("\nover seeds (mean, min … max):")
+        for key in ("best_a", "best_b", "c", "d", "e", "pruning_share"):
+            values = [r[key] for r in results]
+            print(f"  {key:14s} {statistics.mean(values):.4f}  "
+                  f"{min(values):.4f} … {max(values):.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""``lrsearch lr-find``: the LR range test on a NiftyNet config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
+from lrsearch.paths import DEMO_CONFIG, DEMO_DATA_DIR
+
+NAME = "lr-find"
+HELP = "LR range test: bound the useful learning rates with one short run"
+DESCRIPTION = (
+    "Train once while the learning rate grows exponentially from --min-lr to --max-lr, "
+    "smooth the training loss, stop when it diverges, and print the suggested learning-rate "
+    "range (steepest descent … last stable) with a plot (HTML, and PNG where a browser is "
+    "available). Validation is off for this run."
+)
+
+
+def configure(parser) -> None:
+    from lrsearch import lrfind
+
+    parser.add_argument("-c", "--config", type=Path,
+                        help="NiftyNet INI file (default: the built-in demo config)")
+    parser.add_argument("--min-lr", type=float, default=lrfind.MIN_LR,
+                        help=f"first learning rate (default: {lrfind.MIN_LR:g})")
+    parser.add_argument("--max-lr", type=float, default=lrfind.MAX_LR,
+                        help=f"last learning rate (default: {lrfind.MAX_LR:g})")
+    parser.add_argument("--iterations", type=int, default=lrfind.ITERATIONS,
+                        help=f"iterations from min to max (default: {lrfind.ITERATIONS})")
+    parser.add_argument("--smoothing", type=float, default=lrfind.SMOOTHING,
+                        help=f"EMA factor of the loss (default: {lrfind.SMOOTHING:g})")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="folder for the run, lr_find.html/.png and lr_find.json "
+                             "(default: <model_dir>/lr-find)")
+    add_runtime_arguments(parser, default_text="tf2")
+
+
+def run(args) -> int:
+    import json
+
+    from lrsearch import config as niftynet_config
+    from lrsearch import lrfind
+    from lrsearch.engines import get_runtime
+    from lrsearch.errors import LRSearchError
+
+    config = args.config
+    if config is None:
+        from lrsearch.demo import ensure_demo_data
+
+        ensure_demo_data(DEMO_DATA_DIR)
+        config = DEMO_CONFIG
+    try:
+        lrfind.LRRange(args.min_lr, args.max_lr, args.iterations)
+        lrfind.LossTracker(args.smoothing)
+    except ValueError as error:
+        raise LRSearchError(f"lr-find: {error}") from None
+    cfg = niftynet_config.load_config(config)
+    niftynet_config.check_window(cfg)
+    dataset = niftynet_config.scan_data(cfg)
+    out = args.output or cfg.model_dir / "lr-find"
+    niftynet_config.check_model_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    split = out / "training_split.csv"  # every subject trains; nothing is validated
+    split.write_text("".join(f"{s},training\n" for s in dataset.subjects))
+    runtime = get_runtime(args.runtime or "tf2", args.python, build_reporter(args))
+    echo = (lambda line: print(line, end="", flush=True)) if args.verbosity >= 3 else None
+    result = lrfind.run_range_test(cfg, out, split, runtime, min_lr=args.min_lr,
+                                   max_lr=args.max_lr, iterations=args.iterations,
+                                   smoothing=args.smoothing, on_line=echo)
+    (out / "lr_find.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    html, png, why = lrfind.save_plot(result, out / "lr_find.html")
+    if not args.quiet:
+        low, high = result.bounds
+        print(result.summary())
+        print(f"  steepest descent: {result.steepest_lr:.3g}   last stable: "
+              f"{result.last_stable_lr:.3g}   search base_lr in [{low:.3g}, {high:.3g}]")
+        print(f"  plot: {html}" + (f" and {png}" if png else f" ({why})"))
+    return 0
