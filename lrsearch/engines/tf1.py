@@ -203,7 +203,7 @@ def ensure_environment(spec: EnvironmentSpec, base_python: str, report: Report |
                 return _env_python(directory)
             problem = "it fails its import check"
         elif directory.exists():
-            problem = "it is incomplete (an interrupted install?)"
+            problem = "it is incomplete: an interrupted install?"
         else:
             problem = ""
         if not build:
