@@ -35,7 +35,7 @@ from lrsearch.space import TrialSetup
 if TYPE_CHECKING:
     from lrsearch.live import LiveTrial
 
-LR_CURVE_POINTS = 200
+LR_CURVE_POINTS = 100  # points stored per LR curve (enough to plot; keeps the storage light)
 
 
 class TrialFailed(Exception):
@@ -311,7 +311,8 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None) 
 def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,
               command: Sequence[str]) -> None:
     schedule = setup.schedule
-    trial.set_user_attr("family", schedule.to_dict()["family"])
+    # the sampled family: a warmed-up schedule's own dict says "warmup"
+    trial.set_user_attr("family", trial.params.get("family", schedule.to_dict()["family"]))
     trial.set_user_attr("schedule", schedule.to_dict())
     trial.set_user_attr("schedule_text", schedule.describe())
     trial.set_user_attr("optimiser", setup.optimiser or ctx.config.optimiser)
@@ -326,7 +327,8 @@ def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,
 
 def _planned_curve(schedule, max_iter: int) -> list[list[float]]:
     """The schedule over the trial's iterations, numbered like NiftyNet's (from 1)."""
-    return [[step + 1, lr] for step, lr in curve(schedule, max_iter, LR_CURVE_POINTS)]
+    return [[step + 1, float(f"{lr:.5g}")]
+            for step, lr in curve(schedule, max_iter, LR_CURVE_POINTS)]
 
 
 def _record_run(trial, progress: _Progress, started: float) -> None:
@@ -349,7 +351,8 @@ def _record_run(trial, progress: _Progress, started: float) -> None:
         trial.set_user_attr("iterations_per_second", round(rate, 4))
     if progress.lr_used:
         step = max(1, len(progress.lr_used) // LR_CURVE_POINTS)
-        trial.set_user_attr("lr_used", [list(p) for p in progress.lr_used[::step]])
+        trial.set_user_attr("lr_used", [[i, float(f"{lr:.5g}")]
+                                        for i, lr in progress.lr_used[::step]])
 
 
 def _runtime_versions(runtime: Runtime) -> dict[str, str]:
