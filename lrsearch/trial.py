@@ -13,6 +13,7 @@ import json
 import platform
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -355,9 +356,20 @@ def _record_run(trial, progress: _Progress, started: float) -> None:
                                         for i, lr in progress.lr_used[::step]])
 
 
+_CHILD_VERSIONS: dict[tuple[str, str], dict[str, str]] = {}
+
+
 def _runtime_versions(runtime: Runtime) -> dict[str, str]:
+    """Versions the trial trains with: the child's interpreter's, probed once per runtime."""
     from importlib import metadata
 
+    if runtime.python != sys.executable:  # e.g. the TF 1.15 environment
+        key = (runtime.name, runtime.python)
+        if key not in _CHILD_VERSIONS:
+            from lrsearch.engines.checks import probe
+
+            _CHILD_VERSIONS[key] = probe(runtime).versions()
+        return {**_CHILD_VERSIONS[key], "lrsearch": __version__}
     versions = {"runtime": runtime.name, "python": platform.python_version(),
                 "lrsearch": __version__}
     for dist in ("tensorflow", "niftynet", "optuna"):

@@ -52,6 +52,8 @@ def test_runtime_trains_and_reports_dice(runtime, request, tmp_path, capsys):
     assert trial.user_attrs["iterations"] == MAX_ITER
     log = Path(trial.user_attrs["run_dir"]) / "model" / "training_niftynet_log"
     assert f"training iter {MAX_ITER}," in log.read_text()
+    expected_tf = "1.15" if runtime == "tf1" else "2."
+    assert trial.user_attrs["runtime"]["tensorflow"].startswith(expected_tf)  # the child's
 
 
 def test_runtime_check_reports_versions_gpus_and_a_training(tf1_python, capsys):
