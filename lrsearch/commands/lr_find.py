@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
-from lrsearch.paths import DEMO_CONFIG, DEMO_DATA_DIR
+from lrsearch.paths import config_or_demo
 
 NAME = "lr-find"
 HELP = "LR range test: bound the useful learning rates with one short run"
@@ -44,12 +44,7 @@ def run(args) -> int:
     from lrsearch.engines import get_runtime
     from lrsearch.errors import LRSearchError
 
-    config = args.config
-    if config is None:
-        from lrsearch.demo import ensure_demo_data
-
-        ensure_demo_data(DEMO_DATA_DIR)
-        config = DEMO_CONFIG
+    config = config_or_demo(args.config)
     try:
         lrfind.LRRange(args.min_lr, args.max_lr, args.iterations)
         lrfind.LossTracker(args.smoothing)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
-from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG, DEMO_DATA_DIR
+from lrsearch.paths import DEFAULT_SPACE, DEMO_DATA_DIR, config_or_demo
 
 NAME = "optimize"
 HELP = "run (or continue) a study of LR schedules"
@@ -62,12 +62,7 @@ def run(args) -> int:
     from lrsearch.progress import Progress
     from lrsearch.storage import DEFAULT_STORAGE
 
-    config = args.config
-    if config is None:
-        from lrsearch.demo import ensure_demo_data
-
-        ensure_demo_data(DEMO_DATA_DIR)
-        config = DEMO_CONFIG
+    config = config_or_demo(args.config)
     plan = study.prepare(
         config,
         args.space or DEFAULT_SPACE,
