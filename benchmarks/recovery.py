@@ -6,7 +6,11 @@ the re-queued trial training again (first new iteration in NiftyNet's log), how 
 into waiting for the heartbeat grace period and NiftyNet's start-up, and iterations redone
 (last iteration trained before the kill − the checkpoint resumed from; at most save_every_n).
 
-    python benchmarks/recovery.py [--heartbeat 5] [--save-every 10]
+    python benchmarks/recovery.py [--heartbeat 5] [--save-every 10] [--checkpoint-store]
+
+``--checkpoint-store``: the two workers train in run folders of their own (node-local scratch;
+the first one's is deleted after the kill) and the retry resumes from the copy in the study's
+checkpoint store (an Optuna artifact store).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=5)
     parser.add_argument("--save-every", type=int, default=10)
     parser.add_argument("--kill-after-checkpoint", type=int, default=20)
+    parser.add_argument("--checkpoint-store", action="store_true",
+                        help="node-local run folders; resume through the checkpoint store")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lrsearch-recovery-"))
     config = tiny_config(work, save_every=args.save_every)
@@ -49,9 +55,18 @@ def main() -> None:
                "--trials", "1", "--max-iter", "200", "--jobs", "1",
                "--heartbeat", str(args.heartbeat)]
     model = work / "models" / "recovery" / "trial-0000" / "model"
+    a_command = b_command = command
+    retry_model = model
+    if args.checkpoint_store:
+        store = work / "shared-store"
+        a_command = command + ["--runs-dir", str(work / "node-a"), "--checkpoint-store",
+                               str(store)]
+        b_command = command + ["--runs-dir", str(work / "node-b")]
+        model = work / "node-a" / "trial-0000" / "model"
+        retry_model = work / "node-b" / "trial-0001" / "model"
     log = model / "training_niftynet_log"
     try:
-        a = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL,
+        a = subprocess.Popen(a_command, cwd=work, stdout=subprocess.DEVNULL,
                              stderr=subprocess.STDOUT)
         while (checkpoint_iteration(model) or 0) < args.kill_after_checkpoint:
             if a.poll() is not None:
@@ -64,7 +79,13 @@ def main() -> None:
         time.sleep(0.5)
         before = iterations(log)
         last_trained = before[-1]
-        b = subprocess.Popen(command, cwd=work, stdout=(work / "b.log").open("w"),
+        if args.checkpoint_store:
+            import shutil
+
+            stored = [f"{p.stat().st_size / 1e6:.1f} MB" for p in store.iterdir()]
+            shutil.rmtree(work / "node-a")  # the node's scratch is gone
+            log, before = retry_model / "training_niftynet_log", []
+        b = subprocess.Popen(b_command, cwd=work, stdout=(work / "b.log").open("w"),
                              stderr=subprocess.STDOUT)
         started_again = None
         while b.poll() is None:
@@ -74,13 +95,15 @@ def main() -> None:
             time.sleep(0.1)
         text = (work / "b.log").read_text()
         b.wait()
-        resumed = checkpoint_iteration(model)
+        resumed = checkpoint_iteration(retry_model)
         after = iterations(log)[len(before):]
         if started_again is None or not after:
             sys.exit(f"the retry did not train again:\n{text[-2000:]}")
         resumed_from = after[0] - 1
+        where = (f"resumed through the checkpoint store (copy: {', '.join(stored)})"
+                 if args.checkpoint_store else "resumed in the shared run folder")
         print(f"heartbeat {args.heartbeat:g} s (grace {3 * args.heartbeat:g} s), "
-              f"save_every_n {args.save_every}")
+              f"save_every_n {args.save_every}; {where}")
         print(f"  SIGKILL → retry training again: {started_again - killed:.1f} s")
         redone = last_trained - resumed_from
         print(f"  last iteration trained before the kill: {last_trained}; resumed from "

@@ -9,6 +9,7 @@ study and runs trials one after the other (ask → train → tell) until the stu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from lrsearch import checkpoints
 from lrsearch import config as niftynet_config
 from lrsearch.engines import Runtime, get_runtime
 from lrsearch.engines.checks import check_gpu_request
@@ -128,6 +130,7 @@ def prepare(
     heartbeat: float = HEARTBEAT_SECONDS,
     objective: str | None = None,
     lr_bounds: str | None = None,
+    checkpoint_store: Path | None = None,
 ) -> StudyPlan:
     """Reads and checks everything a study needs. Raises :class:`LRSearchError` subclasses.
 
@@ -172,9 +175,26 @@ def prepare(
         max_iter=iterations,
         runtime=runtime,
         objective=objective_name,
+        checkpoint_store=_checkpoint_store(checkpoint_store),
     )
     return StudyPlan(name, storage_url, space, context, trials, timeout, seed,
                      slots or make_slots(), heartbeat, lr_bounds)
+
+
+def _checkpoint_store(directory: Path | None) -> Path | None:
+    if directory is None:
+        return None
+    path = Path(directory).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".lrsearch-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"--checkpoint-store {directory}: cannot write there "
+                          f"({error.strerror or error}); give a folder every node can write") \
+            from None
+    return path
 
 
 def _study_split(cfg, dataset, runs: Path) -> tuple[Path, tuple[str, ...]]:
@@ -279,6 +299,7 @@ class Workers:
         self.stopping = threading.Event()
         self.started = time.monotonic()
         self.errors: list[BaseException] = []
+        self.finished = {slot.index: threading.Event() for slot in plan.slots}  # slot ended
 
     def run(self) -> None:
         threads = [threading.Thread(target=self._slot, args=(slot,), daemon=True,
@@ -288,15 +309,18 @@ class Workers:
                                         name="lrsearch-stale"))
         for thread in threads:
             thread.start()
+        # Waiting on events, not Thread.join: a KeyboardInterrupt (Ctrl-C, SIGTERM) landing in
+        # join() makes CPython (3.11) take the thread for finished while it still runs, and
+        # the worker would exit before its slots re-queued their trials.
         try:
-            while any(t.is_alive() for t in threads[:-1]):
-                for t in threads[:-1]:
-                    t.join(timeout=0.5)
+            for done in self.finished.values():
+                while not done.wait(0.5):
+                    pass
         except KeyboardInterrupt:
             self.stopping.set()
             stop_all()  # each slot records its trial as interrupted and re-queues it
-            for t in threads[:-1]:
-                t.join()
+            for done in self.finished.values():
+                done.wait()
             raise
         finally:
             self.stopping.set()
@@ -335,6 +359,8 @@ class Workers:
             self.errors.append(error)
             self.stopping.set()
             stop_all()
+        finally:
+            self.finished[slot.index].set()
 
     def _fail_stale(self) -> None:
         """Fails trials whose worker stopped beating (killed, node lost): they are re-queued."""
@@ -354,6 +380,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_or_create(plan)
+    plan = _share_checkpoint_store(study, plan)
     if plan.lr_bounds == "auto":
         from lrsearch.lrfind import narrow_to_range_test
 
@@ -362,6 +389,19 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
     Workers(study, plan, progress).run()
     return study
+
+
+def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
+    """The first worker's --checkpoint-store is recorded on the study; a worker started
+    without one uses it (nodes may mount it elsewhere: theirs wins)."""
+    given = plan.context.checkpoint_store
+    recorded = study.user_attrs.get(checkpoints.STUDY_ATTR)
+    if given is not None and recorded is None:
+        study.set_user_attr(checkpoints.STUDY_ATTR, str(given))
+    if given is None and recorded is not None:
+        context = dataclasses.replace(plan.context, checkpoint_store=Path(recorded))
+        return dataclasses.replace(plan, context=context)
+    return plan
 
 
 @contextlib.contextmanager

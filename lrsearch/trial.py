@@ -10,6 +10,7 @@ inference on the validation subjects' whole volumes.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import re
 import socket
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import optuna
 
-from lrsearch import __version__
+from lrsearch import __version__, checkpoints
 from lrsearch.config import Dataset, NiftyNetConfig
 from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runtime
 from lrsearch.engines.console import ValidationRounds, parse_line
@@ -67,6 +68,7 @@ class TrialContext:
     max_iter: int
     runtime: Runtime
     objective: str = "final_dice"  # see lrsearch.objectives
+    checkpoint_store: Path | None = None  # artifact store for checkpoints (lrsearch.checkpoints)
 
     def trial_dir(self, number: int) -> Path:
         return self.runs_dir / f"trial-{number:04d}"
@@ -83,6 +85,7 @@ class _Progress:
     lr_used: list[tuple[int, float]] = field(default_factory=list)
     rounds: list[tuple[int, float]] = field(default_factory=list)
     tail: list[str] = field(default_factory=list)
+    uploader: checkpoints.CheckpointUploader | None = None
 
     def remember(self, line: str) -> None:
         self.tail = (self.tail + [line.rstrip()])[-30:]
@@ -106,17 +109,26 @@ def checkpoint_iteration(model_dir: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def find_resume(trial: optuna.Trial) -> Resume | None:
-    """A retry inherits its original's user attributes (run_dir) and intermediate values."""
+def find_resume(trial: optuna.Trial, ctx: TrialContext | None = None) -> Resume | None:
+    """A retry inherits its original's user attributes (run_dir, checkpoint_artifact) and
+    intermediate values: it resumes in the original's run folder when this node sees its
+    checkpoint, else from the checkpoint store into a folder of its own."""
     run_dir = trial.user_attrs.get("run_dir")
-    if not run_dir:
-        return None
-    iteration = checkpoint_iteration(Path(run_dir) / "model")
-    if not iteration:
+    record = trial.user_attrs.get(checkpoints.ATTR)
+    iteration = checkpoint_iteration(Path(run_dir) / "model") if run_dir else None
+    directory = Path(run_dir) if run_dir else None
+    if ctx is not None and ctx.checkpoint_store is not None and record and \
+            record.get("iteration", 0) > (iteration or 0):
+        own = ctx.trial_dir(trial.number)
+        store = checkpoints.open_store(ctx.checkpoint_store)
+        restored = checkpoints.restore(store, record, own / "model")
+        if restored:
+            directory, iteration = own, restored
+    if not iteration or directory is None:
         return None
     reported = _frozen(trial).intermediate_values
     history = tuple(reported[step] for step in sorted(reported) if step <= iteration)
-    return Resume(Path(run_dir), iteration, history)
+    return Resume(directory, iteration, history)
 
 
 def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
@@ -179,7 +191,7 @@ def run_trial(
     (CUDA_VISIBLE_DEVICES and NiftyNet's cuda_devices/num_gpus).
     """
     number = trial.number
-    resume = find_resume(trial)
+    resume = find_resume(trial, ctx)
     config_path, schedule_path, infer_split = write_trial_files(ctx, number, setup, resume, gpu)
     directory = config_path.parent
     command = train_command(ctx, config_path, infer_split)
@@ -202,6 +214,11 @@ def run_trial(
         log_path=directory / "console.log",
     )
     progress = _Progress(last_iteration=resume.iteration if resume else 0)
+    if ctx.checkpoint_store is not None:
+        record = trial.user_attrs.get(checkpoints.ATTR) or {}
+        progress.uploader = checkpoints.CheckpointUploader(
+            trial, checkpoints.open_store(ctx.checkpoint_store), directory / "model" / "models",
+            uploaded=record.get("artifact_id"))  # a retry replaces its original's
     if stopping is not None and stopping.is_set():  # the worker began stopping meanwhile
         child.stop()
     try:
@@ -211,6 +228,7 @@ def run_trial(
         raise
     if stop_reason is not None:
         child.stop()
+        _discard_checkpoint(progress)
         _record_run(trial, progress, started)
         trial.set_user_attr("stop_reason", stop_reason)
         raise optuna.TrialPruned(stop_reason)
@@ -220,6 +238,8 @@ def run_trial(
 
     code = child.wait()
     _record_run(trial, progress, started)
+    if code != 0 or progress.last_iteration < ctx.max_iter:
+        _discard_checkpoint(progress)
     if progress.last_iteration < ctx.max_iter:
         raise TrialFailed(_failure_reason(code, progress, ctx.max_iter))
     if code != 0:
@@ -263,6 +283,8 @@ def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
             progress.niftynet_started_at = time.monotonic()
         observer.trial_line(number, line)
         event = parse_line(line)
+        if event is None and progress.uploader is not None:
+            _upload(progress, line)
         if event is None:
             # Any other NiftyNet line after a validation round ends it (the last round is
             # followed by saving and inference, not by another iteration).
@@ -292,6 +314,27 @@ def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
     if completed is not None:
         return _report(trial, completed, progress, observer, live)
     return None
+
+
+def _upload(progress: _Progress, line: str) -> None:
+    iteration = checkpoints.saved_iteration(line)
+    if iteration is None:
+        return
+    try:
+        progress.uploader.saved(iteration)
+    except Exception as error:  # noqa: BLE001 - a lost copy must not stop the training
+        logging.getLogger("lrsearch").warning(
+            "checkpoint of iteration %d not copied to the checkpoint store (%s: %s); a retry "
+            "elsewhere would start from an earlier one", iteration, type(error).__name__, error)
+
+
+def _discard_checkpoint(progress: _Progress) -> None:
+    """A pruned or failed trial is not retried: its stored checkpoint is of no use."""
+    if progress.uploader is not None:
+        try:
+            progress.uploader.discard()
+        except Exception:  # noqa: BLE001 - only space is at stake
+            pass
 
 
 def _report(trial, completed: tuple[int, float], progress, observer, live=None) -> str | None:

@@ -134,6 +134,15 @@ def test_unwritable_model_dir(setup, capsys):
     assert_no_study(storage)
 
 
+def test_checkpoint_store_that_cannot_be_written(setup, capsys):
+    tmp, config, storage = setup
+    blocker = tmp / "a_file"
+    blocker.write_text("not a directory")
+    code = run(config, storage, "--checkpoint-store", str(blocker / "store"))
+    assert_one_line_error(capsys, code, "--checkpoint-store", str(blocker / "store"))
+    assert_no_study(storage)
+
+
 def test_storage_that_cannot_be_opened(setup, capsys):
     tmp, config, _ = setup
     missing = f"sqlite:///{tmp / 'no' / 'such' / 'dir' / 'x.db'}"

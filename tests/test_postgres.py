@@ -7,6 +7,7 @@ PostgreSQL on 127.0.0.1 (tests/postgres.py). Workers are real ``lrsearch optimiz
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,3 +138,84 @@ def test_server_restart_mid_study(postgres, tmp_path):
     assert sorted(t.number for t in trials) == [0, 1], [(t.number, t.state) for t in trials]
     assert all(t.state in (State.COMPLETE, State.PRUNED) for t in trials)
     assert "pw-not-needed" not in text
+
+
+def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_store(
+        postgres, tmp_path):
+    """Node A trains in its own scratch folder and dies; node B cannot see that folder and
+    resumes from the checkpoint A copied to the study's checkpoint store."""
+    config = tiny_config(tmp_path, save_every=5)
+    store = tmp_path / "shared" / "checkpoints"
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = worker(config, postgres.url, "scratch", 1, 40, "--heartbeat", "2",
+               "--runs-dir", str(tmp_path / "node-a"), "--checkpoint-store", str(store),
+               log=log_a)
+    deadline = time.monotonic() + 300
+
+    def stored_iteration() -> int:
+        try:
+            study = optuna.load_study(study_name="scratch", storage=postgres.url)
+        except KeyError:
+            return 0
+        record = next((t.user_attrs.get("checkpoint_artifact") for t in study.get_trials()),
+                      None)
+        return record["iteration"] if record else 0
+
+    while stored_iteration() < 10:
+        assert a.poll() is None, log_a.read_text()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint stored at iteration 10"
+        time.sleep(0.5)
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    killed_at = time.monotonic()
+    while niftynet_children(str(tmp_path)) and time.monotonic() - killed_at < 10:
+        time.sleep(0.2)
+    stored = stored_iteration()
+    shutil.rmtree(tmp_path / "node-a")  # node A's scratch is gone with it
+
+    # B gives no --checkpoint-store: the study recorded A's
+    b = worker(config, postgres.url, "scratch", 1, 40, "--heartbeat", "2",
+               "--runs-dir", str(tmp_path / "node-b"), log=log_b)
+    wait(b, 600, log_b)
+    original, retry = optuna.load_study(study_name="scratch", storage=postgres.url).trials
+    assert (original.state, retry.state) == (State.FAIL, State.COMPLETE), log_b.read_text()[-2000:]
+    assert retry.user_attrs["retry_of"] == 0 and retry.params == original.params
+    assert retry.user_attrs["resumed_from_iteration"] == stored >= 10
+    assert retry.user_attrs["run_dir"] == str(tmp_path / "node-b" / "trial-0001")
+    log = Path(retry.user_attrs["run_dir"], "model", "training_niftynet_log").read_text()
+    iterations = [int(line.split("training iter ")[1].split(",")[0])
+                  for line in log.splitlines() if "training iter " in line]
+    assert min(iterations) == stored + 1 and max(iterations) == 40  # no iteration redone
+    assert set(original.intermediate_values) <= set(retry.intermediate_values)
+    # the store keeps one checkpoint: the retry's final one (its original's was replaced)
+    assert retry.user_attrs["checkpoint_artifact"]["iteration"] == 40
+    assert [p.name for p in store.iterdir()] == [retry.user_attrs["checkpoint_artifact"]
+                                                 ["artifact_id"]]
+
+
+def test_sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_path):
+    config = tiny_config(tmp_path, save_every=5)
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = worker(config, postgres.url, "term", 1, 40, log=log_a)
+    deadline = time.monotonic() + 300
+    model = tmp_path / "models" / "term" / "trial-0000" / "model"
+    while (checkpoint_iteration(model) or 0) < 10:
+        assert a.poll() is None, log_a.read_text()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint at iteration 10"
+        time.sleep(0.5)
+    a.send_signal(signal.SIGTERM)
+    assert a.wait(timeout=60) == 130
+    text = log_a.read_text()
+    assert "run the same command again to continue the study" in text
+    assert "Traceback" not in text
+    assert niftynet_children(str(tmp_path)) == []  # stopped, not orphaned
+    study = optuna.load_study(study_name="term", storage=postgres.url)
+    stopped, queued = study.trials
+    assert stopped.state == State.FAIL and queued.state == State.WAITING
+    assert "the worker was stopped (re-queued)" in stopped.user_attrs["stop_reason"]
+
+    b = worker(config, postgres.url, "term", 1, 40, log=log_b)
+    wait(b, 600, log_b)
+    stopped, retry = optuna.load_study(study_name="term", storage=postgres.url).trials
+    assert retry.state == State.COMPLETE and retry.user_attrs["retry_of"] == 0
+    assert retry.user_attrs["resumed_from_iteration"] >= 10

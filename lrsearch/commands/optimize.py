@@ -38,6 +38,10 @@ def configure(parser) -> None:
                         help="where trials train (default: <model_dir>/<study>/); put it on "
                              "shared storage when several nodes work on one study, so a "
                              "re-queued trial resumes from its checkpoint anywhere")
+    parser.add_argument("--checkpoint-store", type=Path, default=None, metavar="DIR",
+                        help="an Optuna artifact store (a folder every node can reach) that "
+                             "keeps each trial's latest checkpoint, so a re-queued trial resumes "
+                             "on a node that cannot see its run folder; recorded on the study")
     parser.add_argument("--gpus", default=None, metavar="0,1,...",
                         help="run one trial per listed GPU at once, each pinned to its GPU")
     parser.add_argument("--jobs", type=int, default=None,
@@ -79,6 +83,7 @@ def run(args) -> int:
         slots=study.make_slots(args.jobs, args.gpus),
         objective=args.objective,
         lr_bounds=args.lr_bounds,
+        checkpoint_store=args.checkpoint_store,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
     )
     # SIGTERM (scheduler pre-emption, docker stop) stops like Ctrl-C: children stopped, the
