@@ -4,7 +4,10 @@ learning rate grows exponentially, to bound the useful learning rates.
 The run trains through lrsearch's NiftyNet application with an :class:`~lrsearch.schedules.
 LRRange` schedule and no validation. The training loss read from NiftyNet's console is smoothed
 with a bias-corrected exponential moving average; the run is stopped as soon as the smoothed
-loss exceeds ``DIVERGENCE`` times its minimum (or is NaN). Two learning rates come out:
+loss is NaN, exceeds ``DIVERGENCE`` times its minimum (fastai's rule, for unbounded losses such
+as cross-entropy), or has given back ``GIVE_BACK`` of what it had gained: a bounded loss like
+NiftyNet's Dice (in [0, 1]) never reaches 4x a minimum of 0.3, but a network that blows up
+returns toward its untrained loss. Two learning rates come out:
 
 - *steepest*: where the smoothed loss falls fastest against log10(lr), up to its minimum —
   the loss responds most there, a good lower end for a search and a good constant LR;
@@ -45,6 +48,8 @@ MAX_LR = 1.0
 ITERATIONS = 100
 SMOOTHING = 0.98
 DIVERGENCE = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+GIVE_BACK = 0.5  # ... or rises back by this share of its fall from the peak before it
+MIN_FALL = 0.25  # ... a fall of at least this share of that peak (not noise on the plateau)
 LOSS_NAMES = ("total_loss", "loss")
 STUDY_ATTR = "lr_find"
 
@@ -60,6 +65,8 @@ class LossTracker:
         self.smoothing, self.divergence = smoothing, divergence
         self._average, self._count = 0.0, 0
         self.best = math.inf
+        self.peak = -math.inf  # the highest smoothed loss before the minimum
+        self._highest = -math.inf
 
     def add(self, loss: float) -> float:
         """The smoothed loss after this value (NaN once a NaN or infinite loss arrived)."""
@@ -68,12 +75,20 @@ class LossTracker:
         self._count += 1
         self._average = self.smoothing * self._average + (1 - self.smoothing) * loss
         smoothed = self._average / (1 - self.smoothing ** self._count)
+        self._highest = max(self._highest, smoothed)
         if smoothed < self.best:
-            self.best = smoothed
+            self.best, self.peak = smoothed, self._highest
         return smoothed
 
+    @property
+    def fallen(self) -> bool:
+        """Has the loss fallen from its peak by at least MIN_FALL of it (not just noise)?"""
+        return self.peak > 0 and self.peak - self.best >= MIN_FALL * self.peak
+
     def diverged(self, smoothed: float) -> bool:
-        return math.isnan(smoothed) or smoothed > self.divergence * self.best
+        if math.isnan(smoothed) or smoothed > self.divergence * self.best:
+            return True
+        return self.fallen and smoothed > self.best + GIVE_BACK * (self.peak - self.best)
 
 
 @dataclass(frozen=True)
