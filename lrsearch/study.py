@@ -22,7 +22,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from lrsearch import checkpoints
+from lrsearch import checkpoints, lrfind
 from lrsearch import config as niftynet_config
 from lrsearch.engines import Runtime, get_runtime
 from lrsearch.engines.checks import check_gpu_request
@@ -381,10 +381,10 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_or_create(plan)
     plan = _share_checkpoint_store(study, plan)
-    if plan.lr_bounds == "auto":
-        from lrsearch.lrfind import narrow_to_range_test
-
-        plan = narrow_to_range_test(study, plan, progress.message)
+    # A study searched within its range test's bounds keeps them: a worker started without
+    # --lr-bounds auto must not widen the search of the others.
+    if plan.lr_bounds == "auto" or lrfind.STUDY_ATTR in study.user_attrs:
+        plan = lrfind.narrow_to_range_test(study, plan, progress.message)
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
     Workers(study, plan, progress).run()

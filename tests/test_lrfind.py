@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -137,3 +139,38 @@ def test_optimize_with_auto_lr_bounds_and_dice_auc(tmp_path, monkeypatch, capsys
     page = (tmp_path / "r.html").read_text()
     assert 'id="lr-find"' in page and f"{stored.steepest_lr:.3g}" in page
     assert "best: trial 0, dice_auc" in page
+
+
+@pytest.mark.slow
+def test_concurrent_workers_share_one_range_test_and_later_workers_keep_its_bounds(tmp_path):
+    """Two worker processes start one --lr-bounds auto study at once: one runs the range test
+    (under the study lock), the other waits and uses it; a worker continuing the study without
+    the flag keeps searching within the stored bounds."""
+    config = tiny_config(tmp_path, subjects=4, validate_every=5)
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def worker(trials: int, *extra: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "lrsearch.cli", "optimize", "-c", str(config),
+                   "--space", str(TINY_SPACE), "--storage", storage, "--study", "shared",
+                   "--trials", str(trials), "--max-iter", "5", "--jobs", "1", *extra]
+        return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    workers = [worker(2, "--lr-bounds", "auto") for _ in range(2)]
+    outputs = [w.communicate(timeout=900)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert sum("Running the LR range test" in out for out in outputs) == 1, outputs
+    study = optuna.load_study(study_name="shared", storage=storage)
+    low, high = RangeTest.from_dict(study.user_attrs["lr_find"]).bounds
+    summary = RangeTest.from_dict(study.user_attrs["lr_find"]).summary()
+    assert all(summary in out for out in outputs), outputs
+
+    later = worker(3)
+    out = later.communicate(timeout=900)[0]
+    assert later.returncode == 0, out
+    assert summary in out and "Running the LR range test" not in out
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert len(trials) == 3
+    for trial in trials:
+        assert low <= trial.params["base_lr"] <= high
+        assert trial.distributions["base_lr"].low == pytest.approx(low)
