@@ -142,12 +142,25 @@ def _create(url: str, heartbeat: float | None, max_retry: int, pool_size: int):
             try:
                 return _storage_class()(url, engine_kwargs=_engine_kwargs(url, pool_size),
                                         **kwargs)
-            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            except sqlalchemy.exc.DBAPIError as error:
                 # Workers started together on a new database race to create Optuna's tables;
                 # the loser finds them made on the next try.
-                if attempt == 4:
+                if attempt == 4 or not _lost_creation_race(error):
                     raise
                 time.sleep(0.5 + attempt)
+
+
+# MySQL/MariaDB report the race as an OperationalError: 1050 table exists, 1061 duplicate index
+_MYSQL_ALREADY_EXISTS = (1050, 1061)
+
+
+def _lost_creation_race(error) -> bool:
+    import sqlalchemy.exc
+
+    if isinstance(error, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
+        return True  # PostgreSQL: duplicate key in pg_type / relation already exists
+    args = getattr(error.orig, "args", ())
+    return bool(args) and args[0] in _MYSQL_ALREADY_EXISTS
 
 
 def _engine_kwargs(url: str, pool_size: int) -> dict:
@@ -187,7 +200,7 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
         if postgres:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         else:
-            connection.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": str(key)})
+            _mysql_get_lock(connection, str(key))
         try:
             yield
         finally:
@@ -199,6 +212,19 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
                 else:
                     connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"),
                                        {"k": str(key)})
+
+
+def _mysql_get_lock(connection, name: str) -> None:
+    """GET_LOCK, waiting as long as it takes: 1 is the lock, 0 a timeout (try again). MariaDB
+    answers a negative (MySQL: infinite) timeout with NULL and no lock, so wait in rounds."""
+    import sqlalchemy
+
+    while True:
+        got = connection.execute(sqlalchemy.text("SELECT GET_LOCK(:k, 60)"), {"k": name}).scalar()
+        if got == 1:
+            return
+        if got is None:
+            raise RuntimeError(f"the database refused GET_LOCK({name!r}) for the study lock")
 
 
 @functools.cache

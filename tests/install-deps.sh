@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: lrsearch with its test extras,
-# PostgreSQL (tests start a private server on 127.0.0.1) and Chromium with its driver (browser
-# tests of the dashboard and the report). Safe to run again: installs only what is missing.
+# PostgreSQL and MariaDB (tests start private servers on 127.0.0.1) and Chromium with its
+# driver (browser tests of the dashboard and the report). Safe to run again: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (apt)"
   apt-get update -qq
