@@ -2,7 +2,8 @@
 
 On the demo data, per seed, side by side:
 
-  (a) lrsearch defaults: TPE + median pruning over every family (studies/default.toml);
+  (a) lrsearch defaults: TPE + the default pruner (successive halving) over every family
+      (studies/default.toml); --compare-pruners median adds the same search with the median rule;
   (b) random search over the same space, no pruning, same trial count;
   (c) NiftyNet's default: constant lr 1e-3;
   (d) nnU-Net's poly schedule (power 0.9) at the initial LR of its Adam variant, 3e-4
@@ -16,7 +17,11 @@ share of (b)'s iterations that (a) ran (pruning's saving); every arm's whole-vol
 spread over seeds.
 
     python benchmarks/search_efficiency.py [--trials 30] [--max-iter 200] [--seeds 0 1 2]
+        [--compare-pruners median] [--work DIR]
     python benchmarks/search_efficiency.py --quick     # 4 trials, 20 iterations, one seed
+
+``--work DIR`` continues an earlier run's folder: arms whose studies are finished there are
+read back, not run again (studies are named by arm, pruner and seed).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from lrsearch import study as lrstudy
 from lrsearch.demo import ensure_demo_data
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
 from lrsearch.progress import QUIET, Progress
+from lrsearch.space import load_space
 
 NIFTYNET_LR = 1e-3
 NNUNET_ADAM_LR = 3e-4
@@ -61,12 +67,13 @@ def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: 
 
 
 def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:
-    """Runs a plan to completion with lrsearch's workers (own sampler/pruner if given)."""
+    """Runs a plan to completion with lrsearch's workers (own sampler/pruner if given); a
+    study finished by an earlier run (--work) is read back."""
     study = lrstudy.load_or_create(plan)
     if sampler is not None:
         study = optuna.load_study(study_name=plan.name, storage=plan.storage_url,
                                   sampler=sampler, pruner=pruner)
-    if enqueue:
+    if enqueue and not study.trials:
         study.enqueue_trial(enqueue)
     progress = Progress(plan.trials, QUIET)
     lrstudy.Workers(study, plan, progress).run()
@@ -89,8 +96,23 @@ def _first_reaching(trial: optuna.trial.FrozenTrial, target: float) -> int | Non
     return next((i for i, d in sorted(trial.intermediate_values.items()) if d >= target), None)
 
 
-def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: int) -> dict:
-    tpe = _run(_plan(work, f"a-tpe-{seed}", DEFAULT_SPACE, trials, max_iter, seed))
+def _with_pruner(work: Path, kind: str) -> Path:
+    """The default space with another [pruner] kind."""
+    path = work / f"default-{kind}.toml"
+    text = DEFAULT_SPACE.read_text()
+    default_kind = f'kind = "{load_space(DEFAULT_SPACE).pruner}"'
+    assert default_kind in text, default_kind
+    path.write_text(text.replace(default_kind, f'kind = "{kind}"'))
+    return path
+
+
+def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: int,
+             compare: list[str]) -> dict:
+    kind = load_space(DEFAULT_SPACE).pruner
+    tpe = _run(_plan(work, f"a-tpe-{kind}-{seed}", DEFAULT_SPACE, trials, max_iter, seed))
+    others = {other: _run(_plan(work, f"a-tpe-{other}-{seed}", _with_pruner(work, other),
+                                trials, max_iter, seed))
+              for other in compare if other != kind}
     rnd = _run(_plan(work, f"b-random-{seed}", DEFAULT_SPACE, trials, max_iter, seed),
                optuna.samplers.RandomSampler(seed), optuna.pruners.NopPruner())
     space = work / "baselines.toml"
@@ -106,8 +128,13 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
                                "polynomial.power": 0.9, "polynomial.end_ratio": 0.0})
     plan = _plan(work, f"e-lrfind-{seed}", space, 1, max_iter, seed)
     ctx = plan.context
-    found = lrfind.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
-                                  ctx.runtime, iterations=lr_find_iters)
+    stored = lrstudy.load_or_create(plan).user_attrs.get(lrfind.STUDY_ATTR)
+    if stored:  # --work: (e) ran with this range test
+        found = lrfind.RangeTest.from_dict(stored)
+    else:
+        found = lrfind.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
+                                      ctx.runtime, iterations=lr_find_iters)
+        lrstudy.load_or_create(plan).set_user_attr(lrfind.STUDY_ATTR, found.to_dict())
     one_cycle = baseline("e-one-cycle", {
         "family": "one_cycle", "base_lr": found.last_stable_lr, "one_cycle.pct_start": 0.3,
         "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
@@ -118,8 +145,12 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
     reached = _first_reaching(best, target)
     spent = {name: sum(t.user_attrs.get("iterations", 0) for t in s.trials)
              for name, s in (("a", tpe), ("b", rnd))}
+    compared = {other: (study.best_value,
+                        sum(t.user_attrs.get("iterations", 0) for t in study.trials) / spent["b"])
+                for other, study in others.items()}
     return {
-        "seed": seed, "curve_a": _iterations(tpe), "curve_b": _iterations(rnd),
+        "seed": seed, "pruner": kind, "compared": compared,
+        "curve_a": _iterations(tpe), "curve_b": _iterations(rnd),
         "best_a": tpe.best_value, "best_b": rnd.best_value,
         "best_a_text": best.user_attrs.get("schedule_text"),
         "c": constant.value, "d": poly.value, "e": one_cycle.value, "lr_find": found.summary(),
@@ -133,6 +164,10 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lr-find-iterations", type=int, default=lrfind.ITERATIONS)
+    parser.add_argument("--compare-pruners", nargs="*", default=[], metavar="KIND",
+                        help="also run (a) with these [pruner] kinds (median, none)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="work folder to use (and continue); default: a new one")
     parser.add_argument("--quick", action="store_true",
                         help="4 trials of 20 iterations, one seed, a 20-iteration range test")
     args = parser.parse_args()
@@ -140,21 +175,23 @@ def main() -> None:
         args.trials, args.max_iter, args.seeds, args.lr_find_iterations = 4, 20, [0], 20
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore")  # Optuna's experimental/heartbeat notes, as optimize does
-    work = Path(tempfile.mkdtemp(prefix="lrsearch-efficiency-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="lrsearch-efficiency-"))
+    work.mkdir(parents=True, exist_ok=True)
     ensure_demo_data(Path("demo_data"))  # demo.ini reads ./demo_data
     print(f"work folder {work}; {args.trials} trials x {args.max_iter} iterations; "
           f"seeds {args.seeds}", flush=True)
     results = []
     for seed in args.seeds:
         started = time.monotonic()
-        r = one_seed(work, seed, args.trials, args.max_iter, args.lr_find_iterations)
+        r = one_seed(work, seed, args.trials, args.max_iter, args.lr_find_iterations,
+                     args.compare_pruners)
         results.append(r)
         print(f"\nseed {seed} ({(time.monotonic() - started) / 60:.1f} min); {r['lr_find']}")
         print("  cumulative iterations → best whole-volume Dice")
         for arm in ("a", "b"):
             points = ", ".join(f"{i}:{d:.3f}" for i, d in r[f"curve_{arm}"])
             print(f"   ({arm}) {points}")
-        print(f"  whole-volume Dice: (a) TPE+pruning {r['best_a']:.4f}  (b) random "
+        print(f"  whole-volume Dice: (a) TPE+{r['pruner']} {r['best_a']:.4f}  (b) random "
               f"{r['best_b']:.4f}  (c) constant 1e-3 {r['c']:.4f}  (d) poly 0.9 @3e-4 "
               f"{r['d']:.4f}  (e) one-cycle @lr-find {r['e']:.4f}")
         reached = (f"at iteration {r['reached']} = {r['reached'] / args.max_iter:.0%} of "
@@ -163,6 +200,9 @@ def main() -> None:
               f"{r['target']:.4f} {reached} (target ≤ 50 %)")
         print(f"  (a) ran {r['pruning_share']:.0%} of (b)'s training iterations (target ≤ 50 %)"
               f"; best Dice (a) − (b) = {r['best_a'] - r['best_b']:+.4f} (target ≥ −0.01)")
+        for other, (best, share) in r["compared"].items():
+            print(f"  (a) with the {other} pruner instead: best {best:.4f} "
+                  f"((a) − (b) = {best - r['best_b']:+.4f}), {share:.0%} of (b)'s iterations")
     if len(results) > 1:
         print("\nover seeds (mean, min … max):")
         for key in ("best_a", "best_b", "c", "d", "e", "pruning_share"):

@@ -205,10 +205,13 @@ class SearchSpace:
     max_iter: int | None = None  # iterations per trial; None: the NiftyNet config's max_iter
     runtime: str = "tf2"
     objective: str = "final_dice"
-    # Median pruning (see lrsearch.study.make_pruner): complete trials before any pruning, and
-    # the share of a trial's iterations during which it is never pruned.
+    # Pruning (see lrsearch.study.make_pruner): which rule, the share of a trial's iterations
+    # during which it is never pruned (asha: its first rung), complete trials before any
+    # pruning (median), the share of trials kept at each rung (asha: 1 / reduction_factor).
+    pruner: str = "median"
     pruner_startup_trials: int = 5
     pruner_warmup_fraction: float = 0.25
+    pruner_reduction_factor: int = 3
 
     def suggest(self, trial: optuna.trial.BaseTrial, total_iters: int) -> TrialSetup:
         """Draw one schedule (and optimiser) for a trial of ``total_iters`` iterations."""
@@ -251,7 +254,8 @@ class SearchSpace:
 # --- loading -----------------------------------------------------------------------------------
 
 _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective")
-_PRUNER_KEYS = ("startup_trials", "warmup_fraction")
+_PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor")
+PRUNERS = ("median", "asha", "none")
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -300,6 +304,10 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
 
     pruner = doc.get("pruner", {})
     _check_keys(pruner, "pruner", _PRUNER_KEYS, (), fail)
+    kind = _one_of(pruner.get("kind", SearchSpace.pruner), "kind", PRUNERS, fail, "pruner")
+    factor = pruner.get("reduction_factor", SearchSpace.pruner_reduction_factor)
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise fail(f"[pruner] reduction_factor must be an integer >= 2, but got {factor!r}")
     startup = pruner.get("startup_trials", SearchSpace.pruner_startup_trials)
     if isinstance(startup, bool) or not isinstance(startup, int) or startup < 0:
         raise fail(f"[pruner] startup_trials must be a non-negative integer, but got {startup!r}")
@@ -322,8 +330,9 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
             ranges[f"{namespace}.{name}"] = _bounds(table[name], param, where, fail)
     return SearchSpace(families=families, base_lr=base_lr, ranges=ranges,
                        optimisers=optimisers, max_iter=max_iter, runtime=runtime,
-                       objective=objective, pruner_startup_trials=startup,
-                       pruner_warmup_fraction=float(warmup_fraction))
+                       objective=objective, pruner=kind, pruner_startup_trials=startup,
+                       pruner_warmup_fraction=float(warmup_fraction),
+                       pruner_reduction_factor=factor)
 
 
 def _hint(word: str, options: Sequence[str], form: str = "{!r}") -> str:
@@ -344,9 +353,9 @@ def _check_keys(table: Mapping[str, Any], name: str, valid: Sequence[str],
 
 
 def _one_of(value: Any, key: str, valid: Sequence[str],
-            fail: Callable[[str], SpaceError]) -> str:
+            fail: Callable[[str], SpaceError], table: str = "study") -> str:
     if value not in valid:
-        raise fail(f"[study] {key} must be one of {', '.join(map(repr, valid))}, "
+        raise fail(f"[{table}] {key} must be one of {', '.join(map(repr, valid))}, "
                    f"but got {value!r}{_hint(str(value), valid)}")
     return value
 

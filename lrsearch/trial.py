@@ -348,8 +348,16 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None) 
     if live is not None:
         live.validated(progress.lr_used)
     if trial.should_prune():
-        return f"pruned at iteration {iteration}: validation Dice {dice:.4f} below the median"
+        return f"pruned at iteration {iteration}: validation Dice {dice:.4f} {_why(trial)}"
     return None
+
+
+def _why(trial) -> str:
+    pruner = trial.study.pruner
+    if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
+        return (f"not within the best 1/{pruner._reduction_factor} of the trials at this rung "
+                f"(successive halving)")
+    return "below the median of completed trials at this iteration"
 
 
 def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,

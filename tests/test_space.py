@@ -36,6 +36,33 @@ def test_default_space_covers_every_family(default_space):
     assert set(default_space.ranges) == every_name
 
 
+def test_default_pruner_is_successive_halving_after_the_first_quarter():
+    from lrsearch.study import make_pruner
+
+    space = load_space(STUDIES / "default.toml")
+    assert (space.pruner, space.pruner_warmup_fraction, space.pruner_reduction_factor) == \
+        ("asha", 0.25, 3)
+    pruner = make_pruner(200, space.pruner_startup_trials, space.pruner_warmup_fraction,
+                         space.pruner, space.pruner_reduction_factor)
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    # rungs at 50 and 150 of 200 iterations: at each, only the best third goes on
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    decisions = {}
+    for number, dice in enumerate([0.9, 0.5, 0.95, 0.4, 0.3, 0.2, 0.85, 0.97]):
+        trial = study.ask()
+        trial.report(dice, 40)
+        early = trial.should_prune()
+        trial.report(dice, 50)
+        decisions[number] = (early, trial.should_prune())
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED) if decisions[number][1] \
+            else study.tell(trial, dice)
+    assert not any(early for early, _ in decisions.values())  # never before the first rung
+    kept = [n for n, (_, pruned) in decisions.items() if not pruned]
+    assert kept == [0, 2, 7]  # each the best so far at iteration 50
+    assert isinstance(make_pruner(200, kind="median"), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner(200, kind="none"), optuna.pruners.NopPruner)
+
+
 def test_tiny_space_is_small():
     tiny = load_space(STUDIES / "tiny.toml")
     assert set(tiny.families) == {"constant", "cosine", "step"}
@@ -217,6 +244,10 @@ def test_valid_document_loads(tmp_path):
     ('optimisers = ["adam"]', "max_iter = 0", "[study] max_iter must be a positive integer"),
     ("[step]\nstep_frac = [0.1, 0.5]\ngamma = [0.1, 0.7]\n", "", "missing table [step] for"),
     ("[study]", "families = 1\n[study]", "unknown top-level key 'families'"),
+    ("[study]", '[pruner]\nkind = "hyperband"\n[study]',
+     "[pruner] kind must be one of 'median', 'asha', 'none', but got 'hyperband'"),
+    ("[study]", "[pruner]\nreduction_factor = 1\n[study]",
+     "[pruner] reduction_factor must be an integer >= 2, but got 1"),
 ])
 def test_mistakes_name_the_file_and_the_key(tmp_path, old, new, message):
     assert old in VALID
