@@ -129,8 +129,11 @@ class RangeTest:
 def suggest(lrs: Sequence[float], smoothed: Sequence[float]) -> tuple[float, float]:
     """``(steepest, last_stable)`` learning rates of a smoothed loss curve (before divergence).
 
-    Slopes are central differences of the smoothed loss against log10(lr), taken up to the
-    curve's minimum (the descent); the last stable lr is the minimum's.
+    Slopes are differences of the smoothed loss against log10(lr) across a twentieth of the
+    points either side, taken up to the curve's minimum (the descent) and not in the first
+    tenth (like fastai's ``skip_start``): the first smoothed values rest on a few noisy losses,
+    and adjacent-point slopes there once put the "steepest descent" at 1e-7 on the demo. The
+    last stable lr is the minimum's.
     """
     if len(lrs) != len(smoothed) or not lrs:
         raise ValueError(f"need matching, non-empty lr and loss sequences, but got "
@@ -140,11 +143,12 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float]) -> tuple[float, flo
         raise ValueError("the loss was never finite: lower --min-lr")
     lowest = min(finite, key=lambda i: smoothed[i])
     logs = [math.log10(lr) for lr in lrs]
+    skip, reach = max(1, len(lrs) // 10), max(1, len(lrs) // 20)
     slopes = {}
-    for i in range(1, lowest + 1):
-        j = min(i + 1, lowest)
-        if logs[j] > logs[i - 1]:
-            slopes[i] = (smoothed[j] - smoothed[i - 1]) / (logs[j] - logs[i - 1])
+    for i in range(skip, lowest + 1):
+        a, b = max(i - reach, skip - 1), min(i + reach, lowest)
+        if logs[b] > logs[a]:
+            slopes[i] = (smoothed[b] - smoothed[a]) / (logs[b] - logs[a])
     steepest = min(slopes, key=slopes.get) if slopes else lowest
     return lrs[steepest], lrs[lowest]
 

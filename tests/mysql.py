@@ -15,11 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.postgres import free_port
 
 
 class MariaDBServer:
@@ -27,7 +23,7 @@ class MariaDBServer:
         self.root = Path(tempfile.mkdtemp(prefix="lrsearch-mariadb-"))
         self.data = self.root / "data"
         self.socket = self.root / "mysqld.sock"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"mysql+pymysql://lrsearch:pw-not-needed@127.0.0.1:{self.port}/lrsearch"
         self._user = "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         self._proc: subprocess.Popen | None = None

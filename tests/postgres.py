@@ -23,7 +23,7 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -34,7 +34,7 @@ class PostgresServer:
         self.root = Path(tempfile.mkdtemp(prefix="lrsearch-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg://postgres:pw-not-needed@127.0.0.1:{self.port}/lrsearch"
         self._user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
 

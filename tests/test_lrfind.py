@@ -57,6 +57,19 @@ def test_divergence_of_a_bounded_loss_that_gives_back_half_its_fall():
     assert feed([0.44, 0.40, 0.43, 0.44]) == [False] * 4
 
 
+def test_steepest_descent_ignores_the_noisy_start():
+    lrs = [1e-7 * 10 ** (7 * k / 99) for k in range(100)]
+    # a plateau at 0.44 with a sharp dip on the 3rd point (the EMA resting on 2 losses), then
+    # the real descent from index 50 (lr ~3e-4) to the minimum at index 90
+    loss = [0.44] * 100
+    loss[2] = 0.30
+    for k in range(50, 100):
+        loss[k] = 0.44 - 0.3 * min(k - 50, 40) / 40 + (0.005 * (k - 90) if k > 90 else 0)
+    steepest, stable = suggest(lrs, loss)
+    assert lrs[50] <= steepest <= lrs[90]
+    assert stable == lrs[90]
+
+
 def test_suggestions_steepest_descent_and_last_stable():
     lrs = [10 ** (k / 2 - 6) for k in range(10)]  # 1e-6 … ~3e-2
     loss = [1.0, 0.99, 0.97, 0.9, 0.6, 0.45, 0.4, 0.38, 0.5, 0.9]

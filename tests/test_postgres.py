@@ -51,6 +51,26 @@ def wait(proc: subprocess.Popen, timeout: float, log: Path) -> None:
     assert code == 0, log.read_text()[-3000:]
 
 
+def wait_until(condition, proc: subprocess.Popen, log: Path, what: str,
+               timeout: float = 300) -> None:
+    """Polls ``condition()`` while the worker runs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"no {what} in {timeout} s"
+        time.sleep(0.5)
+
+
+def kill_worker(proc: subprocess.Popen, fragment: str) -> None:
+    """SIGKILL, then the NiftyNet child must die with it (parent-death signal)."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = time.monotonic()
+    while niftynet_children(fragment) and time.monotonic() - killed_at < 10:
+        time.sleep(0.2)
+    assert niftynet_children(fragment) == []  # the orphan died with its worker
+
+
 def niftynet_children(fragment: str) -> list[int]:
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -84,17 +104,9 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     a = worker(config, postgres.url, "killed", 1, 40, "--heartbeat", "2", log=log_a)
     model = tmp_path / "models" / "killed" / "trial-0000" / "model"
-    deadline = time.monotonic() + 300
-    while (checkpoint_iteration(model) or 0) < 10:
-        assert a.poll() is None, log_a.read_text()[-2000:]
-        assert time.monotonic() < deadline, "no checkpoint at iteration 10"
-        time.sleep(0.5)
-    a.send_signal(signal.SIGKILL)
-    a.wait()
-    killed_at = time.monotonic()
-    while niftynet_children(str(tmp_path)) and time.monotonic() - killed_at < 10:
-        time.sleep(0.2)
-    assert niftynet_children(str(tmp_path)) == []  # the orphan died with its worker
+    wait_until(lambda: (checkpoint_iteration(model) or 0) >= 10, a, log_a,
+               "checkpoint at iteration 10")
+    kill_worker(a, str(tmp_path))
     last_logged = max(int(line.split("training iter ")[1].split(",")[0])
                       for line in (model / "training_niftynet_log").read_text().splitlines()
                       if "training iter " in line)
@@ -150,7 +162,6 @@ def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_stor
     a = worker(config, postgres.url, "scratch", 1, 40, "--heartbeat", "2",
                "--runs-dir", str(tmp_path / "node-a"), "--checkpoint-store", str(store),
                log=log_a)
-    deadline = time.monotonic() + 300
 
     def stored_iteration() -> int:
         try:
@@ -161,15 +172,8 @@ def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_stor
                       None)
         return record["iteration"] if record else 0
 
-    while stored_iteration() < 10:
-        assert a.poll() is None, log_a.read_text()[-2000:]
-        assert time.monotonic() < deadline, "no checkpoint stored at iteration 10"
-        time.sleep(0.5)
-    a.send_signal(signal.SIGKILL)
-    a.wait()
-    killed_at = time.monotonic()
-    while niftynet_children(str(tmp_path)) and time.monotonic() - killed_at < 10:
-        time.sleep(0.2)
+    wait_until(lambda: stored_iteration() >= 10, a, log_a, "checkpoint stored at iteration 10")
+    kill_worker(a, str(tmp_path))
     stored = stored_iteration()
     shutil.rmtree(tmp_path / "node-a")  # node A's scratch is gone with it
 
@@ -197,12 +201,9 @@ def test_sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_p
     config = tiny_config(tmp_path, save_every=5)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     a = worker(config, postgres.url, "term", 1, 40, log=log_a)
-    deadline = time.monotonic() + 300
     model = tmp_path / "models" / "term" / "trial-0000" / "model"
-    while (checkpoint_iteration(model) or 0) < 10:
-        assert a.poll() is None, log_a.read_text()[-2000:]
-        assert time.monotonic() < deadline, "no checkpoint at iteration 10"
-        time.sleep(0.5)
+    wait_until(lambda: (checkpoint_iteration(model) or 0) >= 10, a, log_a,
+               "checkpoint at iteration 10")
     a.send_signal(signal.SIGTERM)
     assert a.wait(timeout=60) == 130
     text = log_a.read_text()
