@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import re
+import shutil
 import socket
 import sys
 import threading
@@ -142,6 +143,10 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
     directory = resume.directory if resume else ctx.trial_dir(number)
     directory.mkdir(parents=True, exist_ok=True)
     model_dir = directory / "model"
+    if resume is None and model_dir.exists():
+        # a folder left by a deleted study of the same name: its checkpoints and
+        # segmentations must not be taken for this trial's
+        shutil.rmtree(model_dir)
     changes = {
         "SYSTEM": {"model_dir": str(model_dir), "dataset_split_file": str(ctx.split_file)},
         "TRAINING": {

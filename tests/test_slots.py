@@ -59,3 +59,21 @@ def test_gpu_slot_pins_niftynet(tmp_path):
     cpu = configparser.ConfigParser()
     cpu.read(cpu_path)
     assert cpu["SYSTEM"].get("cuda_devices", "") in ("", '""')
+
+
+def test_a_new_trial_clears_a_stale_model_folder_and_a_resumed_one_keeps_it(tmp_path):
+    from lrsearch.trial import Resume
+
+    ctx = _context(tmp_path)
+    setup = TrialSetup(Constant(base_lr=1e-3), "adam")
+    stale = ctx.trial_dir(0) / "model" / "segmentation" / "inferred.csv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("IXI000,/old/seg.nii.gz\n")  # a deleted study's trial 0
+    write_trial_files(ctx, 0, setup)
+    assert not stale.exists()
+
+    checkpoint = ctx.trial_dir(1) / "model" / "models" / "checkpoint"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text('model_checkpoint_path: "model.ckpt-10"\n')
+    write_trial_files(ctx, 2, setup, Resume(ctx.trial_dir(1), 10, ()))
+    assert checkpoint.exists()
