@@ -20,8 +20,8 @@ Three objectives, chosen per study (``[study] objective`` in the space TOML, ``-
     the target therefore ranks above every trial that does not, and those that do not rank by
     how close they came.
 
-Every objective is maximised, so the study's direction is always "maximize" and the median
-pruner keeps comparing the validation Dice that trials report while they train. Standard
+Every objective is maximised, so the study's direction is always "maximize" and the pruner
+keeps comparing the validation Dice that trials report while they train. Standard
 library only.
 """
 

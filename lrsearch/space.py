@@ -208,7 +208,7 @@ class SearchSpace:
     # Pruning (see lrsearch.study.make_pruner): which rule, the share of a trial's iterations
     # during which it is never pruned (asha: its first rung), complete trials before any
     # pruning (median), the share of trials kept at each rung (asha: 1 / reduction_factor).
-    pruner: str = "median"
+    pruner: str = "asha"
     pruner_startup_trials: int = 5
     pruner_warmup_fraction: float = 0.25
     pruner_reduction_factor: int = 3
