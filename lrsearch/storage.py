@@ -150,7 +150,8 @@ def _create(url: str, heartbeat: float | None, max_retry: int, pool_size: int):
                 time.sleep(0.5 + attempt)
 
 
-# MySQL/MariaDB report the race as an OperationalError: 1050 table exists, 1061 duplicate index
+# MySQL/MariaDB report the race as an OperationalError: 1050 table exists, 1061 duplicate
+# index; SQLite as an OperationalError "table ... already exists".
 _MYSQL_ALREADY_EXISTS = (1050, 1061)
 
 
@@ -160,7 +161,9 @@ def _lost_creation_race(error) -> bool:
     if isinstance(error, (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)):
         return True  # PostgreSQL: duplicate key in pg_type / relation already exists
     args = getattr(error.orig, "args", ())
-    return bool(args) and args[0] in _MYSQL_ALREADY_EXISTS
+    if args and args[0] in _MYSQL_ALREADY_EXISTS:
+        return True
+    return "already exists" in str(error.orig)  # SQLite: "table trials already exists"
 
 
 def _engine_kwargs(url: str, pool_size: int) -> dict:
