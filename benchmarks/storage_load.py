@@ -1,10 +1,11 @@
 """Storage under load: 16 worker processes on one PostgreSQL study, trivial trials.
 
 Each worker is lrsearch's own worker loop (study lock, budget, ask/tell, heartbeats, the
-reconnecting storage, TPE + median pruner) with the NiftyNet training replaced by a trivial
-trial: sample a schedule from studies/default.toml, then report 6 validation values with
-``report``/``should_prune``, timing each call. Prints trials/s, p50/p95/max latency of report and
-should_prune, errors (must be 0), and whether the study holds exactly the asked-for trials.
+reconnecting storage, TPE and the default space's pruner) with the NiftyNet training replaced
+by a trivial trial: sample a schedule from studies/default.toml, then report 6 validation
+values with ``report``/``should_prune``, timing each call. Prints trials/s, p50/p95/max
+latency of report and should_prune, errors (must be 0), and whether the study holds exactly
+the asked-for trials.
 
     python benchmarks/storage_load.py [--workers 16] [--trials 480]
 """
@@ -37,7 +38,10 @@ def worker(url: str, trials: int, out: Path) -> None:
     space = load_space(REPO / "studies" / "default.toml")
     storage = open_storage(url, pool_size=3)
     study = optuna.create_study(study_name="load", storage=storage, direction="maximize",
-                                sampler=make_sampler(None), pruner=make_pruner(60),
+                                sampler=make_sampler(None),
+                                pruner=make_pruner(60, space.pruner_startup_trials,
+                                                   space.pruner_warmup_fraction, space.pruner,
+                                                   space.pruner_reduction_factor),
                                 load_if_exists=True)
     plan = StudyPlan("load", url, space, None, trials, None, None, make_slots(1))
     timings: dict[str, list[float]] = {"report": [], "should_prune": []}
