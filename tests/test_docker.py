@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from lrsearch import checkpoints
 from lrsearch.selfcheck import Tiny, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,12 +88,19 @@ def test_slurm_task_runs_one_worker_against_the_shared_storage(tmp_path):
     env = {**os.environ, "LRSEARCH_STORAGE": storage, "LRSEARCH_CONFIG": str(config),
            "LRSEARCH_TRIALS": "1", "LRSEARCH_STUDY": "slurm",
            "LRSEARCH_RUNS": str(tmp_path / "runs"),
+           "LRSEARCH_CHECKPOINT_STORE": str(tmp_path / "store"),
            "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "42",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(REPO / "docker" / "slurm_workers.sbatch")], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "task 0 of job 42" in done.stdout
-    (trial,) = optuna.load_study(study_name="slurm", storage=storage).get_trials()
+    study = optuna.load_study(study_name="slurm", storage=storage)
+    (trial,) = study.get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert Path(trial.user_attrs["run_dir"]).is_relative_to(tmp_path / "runs")
+    # LRSEARCH_CHECKPOINT_STORE reaches the worker: the finished trial's model is in the store
+    assert Path(study.user_attrs[checkpoints.STUDY_ATTR]) == tmp_path / "store"
+    stored = trial.user_attrs[checkpoints.ATTR]
+    assert stored["iteration"] == 2
+    assert (tmp_path / "store" / stored["artifact_id"]).is_file()
