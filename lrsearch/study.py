@@ -98,7 +98,7 @@ def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float = 0.25,
-                kind: str = "median", reduction_factor: int = 3) -> optuna.pruners.BasePruner:
+                kind: str = "asha", reduction_factor: int = 3) -> optuna.pruners.BasePruner:
     """The study's pruner; ``kind`` as in a space's ``[pruner]`` table.
 
     Both rules leave every trial alone for its first ``warmup_fraction`` of iterations: warm-up,
@@ -118,8 +118,10 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
     if kind == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=max(1, warmup), reduction_factor=reduction_factor)
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=startup_trials, n_warmup_steps=warmup, interval_steps=1)
+    if kind == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=warmup, interval_steps=1)
+    raise ValueError(f"unknown pruner kind {kind!r} (asha, median or none)")
 
 
 def prepare(

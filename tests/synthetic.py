@@ -33,7 +33,8 @@ def make_study(storage: str, name: str = "synthetic", *, max_iter: int = 600,
     study = optuna.create_study(
         study_name=name, storage=storage, direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=seed),
-        pruner=make_pruner(max_iter, startup_trials=5, warmup_fraction=0.25))
+        pruner=make_pruner(max_iter, startup_trials=5, warmup_fraction=0.25,
+                          kind="median"))
     runs = Path(runs_dir) if runs_dir else Path("/data/models") / name
     study.set_user_attr("config", str(config or "/data/configs/ixi_highres3dnet.ini"))
     study.set_user_attr("max_iter", max_iter)

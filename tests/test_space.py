@@ -61,6 +61,9 @@ def test_default_pruner_is_successive_halving_after_the_first_quarter():
     assert kept == [0, 2, 7]  # each the best so far at iteration 50
     assert isinstance(make_pruner(200, kind="median"), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner(200, kind="none"), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner(200), optuna.pruners.SuccessiveHalvingPruner)
+    with pytest.raises(ValueError, match="hyperband"):
+        make_pruner(200, kind="hyperband")
 
 
 def test_tiny_space_is_small():
