@@ -21,13 +21,16 @@ package), so a config that passes :func:`load_config`, :func:`check_window` and
 from __future__ import annotations
 
 import configparser
+import contextlib
 import csv
 import difflib
+import json
 import math
 import os
 import random
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -1261,6 +1264,72 @@ def _spatial(shape: Sequence[int]) -> tuple[int, ...]:
     return spatial + (1,) * (3 - len(spatial))
 
 
+def verified_images_path() -> Path:
+    """Where :func:`scan_data` remembers the images it has read in full."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lrsearch" / "verified-images.json"
+
+
+class VerifiedImages:
+    """Images whose voxels an earlier scan read in full, by absolute path, size and mtime.
+
+    Decompressing a whole dataset takes minutes (IXI: ~1,200 .nii.gz files), and every worker,
+    resumed study and ``lr-find`` would pay it again. A file whose size or modification time
+    changed is read again. Only a convenience: a cache that cannot be read or written is
+    ignored, and writers on several nodes only risk losing each other's entries.
+    """
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or verified_images_path()
+        self.known = self._load()
+        self.added: dict[str, list] = {}
+
+    def _load(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def stamp(path: Path) -> tuple[str, list[int]] | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
+
+    def shape(self, stamp: tuple[str, list[int]] | None) -> tuple[int, ...] | None:
+        entry = self.known.get(stamp[0]) if stamp else None
+        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp[1]:
+            return tuple(entry[2])
+        return None
+
+    def add(self, stamp: tuple[str, list[int]] | None, shape: tuple[int, ...]) -> None:
+        """Records a file read in full; ``stamp`` was taken before reading it."""
+        if stamp:
+            self.added[stamp[0]] = [*stamp[1], list(shape)]
+
+    def save(self) -> None:
+        if not self.added:
+            return
+        merged = {**self._load(), **self.added}
+        merged = {key: entry for key, entry in merged.items() if os.path.exists(key)}
+        written = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=".verified-",
+                                             suffix=".tmp", delete=False) as out:
+                written = out.name
+                json.dump(merged, out)
+            os.replace(written, self.path)
+        except OSError:
+            if written:
+                with contextlib.suppress(OSError):
+                    os.unlink(written)
+        self.known, self.added = merged, {}
+
+
 def _read_image(path: Path, section: str, subject: str, read_data: bool) -> tuple[int, ...]:
     import nibabel
     import numpy
@@ -1291,11 +1360,14 @@ def _padded(shape: tuple[int, ...], cfg: NiftyNetConfig) -> tuple[int, ...]:
                                            strict=False))
 
 
-def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True) -> Dataset:
+def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True,
+              report: Callable[[str], None] | None = None) -> Dataset:
     """Finds and checks the training images the way NiftyNet pairs them; raises DataError.
 
     Every file of every subject is opened with nibabel (header and, with ``read_data``, all
-    voxels), so a corrupt file fails here, naming it, instead of hours into training.
+    voxels), so a corrupt file fails here, naming it, instead of hours into training. Files
+    read in full are remembered (:class:`VerifiedImages`) and not read again while unchanged;
+    ``report`` hears how far a long first read has got.
     """
     inputs = cfg.inputs
     groups = [(g, name) for g in _TRAINING_INPUTS for name in cfg.get("SEGMENTATION", g)]
@@ -1323,13 +1395,42 @@ def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True) -> Dataset:
                 f"sections give the same id (see {cfg.path})"
             )
     window = _largest_window(cfg, [name for _, name in groups])
+    verified = VerifiedImages() if read_data else None
+    try:
+        return _check_subjects(cfg, subjects, files, groups, first, window, verified, report)
+    finally:
+        if verified is not None:
+            verified.save()
+
+
+def _check_subjects(cfg, subjects, files, groups, first, window, verified, report) -> Dataset:
+    inputs = cfg.inputs
+    stamps = {}
+    if verified is not None:
+        stamps = {files[name][s]: verified.stamp(files[name][s])
+                  for s in subjects for _, name in groups}
+    unread = sum(1 for stamp in stamps.values() if verified.shape(stamp) is None)
+    if report and unread >= 20:
+        report(f"reading {unread} image files in full to check them (once: "
+               f"{verified.path} remembers them)")
+    read, shown = 0, time.monotonic()
     shapes: dict[str, tuple[int, ...]] = {}
     for subject in subjects:
         reference: tuple[str, Path, tuple[int, ...]] | None = None
         first_shape: tuple[int, ...] = ()
         for _, name in groups:
             path = files[name][subject]
-            shape = _spatial(_read_image(path, name, subject, read_data))
+            stamp = stamps.get(path)
+            shape = verified.shape(stamp) if stamp else None
+            if shape is None:
+                shape = _read_image(path, name, subject, verified is not None)
+                if verified is not None:
+                    verified.add(stamp, shape)
+                    read += 1
+                    if report and unread >= 20 and time.monotonic() - shown > 15:
+                        report(f"checked {read} of {unread} image files")
+                        shown = time.monotonic()
+            shape = _spatial(shape)
             if name == first:
                 first_shape = shape
             if inputs[name].resamples:

@@ -161,7 +161,7 @@ def prepare(
         raise ConfigError(f"--lr-bounds takes 'auto', but got {lr_bounds!r}")
     cfg = niftynet_config.load_config(config_path)
     niftynet_config.check_window(cfg)
-    dataset = niftynet_config.scan_data(cfg)
+    dataset = niftynet_config.scan_data(cfg, report=report)
     name = study_name or Path(config_path).stem
     runs = Path(runs_dir) if runs_dir else cfg.model_dir / name
     niftynet_config.check_model_dir(runs)

@@ -372,6 +372,61 @@ def test_truncated_gzip_fails_on_data_not_header(tmp_path, monkeypatch):
     assert f"cannot read {broken}" in str(err.value) and "[T1]" in str(err.value)
 
 
+def _damage_keeping_size_and_mtime(path: Path) -> None:
+    stat = path.stat()
+    payload = path.read_bytes()
+    half = len(payload) // 2
+    path.write_bytes(payload[:half] + bytes(b ^ 0xFF for b in payload[half:]))  # bad deflate
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_images_read_in_full_once_are_remembered_until_they_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    demo_files(tmp_path / "demo_data")
+    monkeypatch.chdir(tmp_path)
+    cfg = nc.load_config(demo_config(tmp_path))
+    first = nc.scan_data(cfg)
+    remembered = json.loads((tmp_path / "cache" / "lrsearch" / "verified-images.json")
+                            .read_text())
+    assert sorted(remembered) == sorted(str(p) for f in first.files.values() for p in f.values())
+    broken = tmp_path / "demo_data" / "IXI001_orig.nii.gz"
+    _damage_keeping_size_and_mtime(broken)
+    # unchanged size and mtime: taken as verified (what rsync and make assume, too)
+    assert nc.scan_data(cfg).shapes == first.shapes
+    os.utime(broken)  # now it looks changed: read again, and the damage shows
+    with pytest.raises(DataError, match=f"cannot read {broken}"):
+        nc.scan_data(cfg)
+    # a failed scan still remembers the files it read, but never the broken one
+    remembered = json.loads((tmp_path / "cache" / "lrsearch" / "verified-images.json")
+                            .read_text())
+    assert str(broken) in remembered  # the old entry, with the old mtime ...
+    assert remembered[str(broken)][1] != broken.stat().st_mtime_ns  # ... so it is read again
+
+
+def test_first_full_read_of_many_images_is_announced(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    demo_files(tmp_path / "demo_data", subjects=[f"{i:03d}" for i in range(10)], shape=(8, 8, 8))
+    monkeypatch.chdir(tmp_path)
+    cfg = nc.load_config(demo_config(tmp_path, window="8, 8, 8", label_window="8, 8, 8"))
+    heard: list[str] = []
+    nc.scan_data(cfg, report=heard.append)
+    assert len(heard) == 1 and heard[0].startswith("reading 20 image files in full")
+    assert str(tmp_path / "cache" / "lrsearch" / "verified-images.json") in heard[0]
+    heard.clear()
+    nc.scan_data(cfg, report=heard.append)
+    assert heard == []  # nothing to read the second time
+
+
+def test_unwritable_cache_does_not_stop_a_scan(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    demo_files(tmp_path / "demo_data")
+    monkeypatch.chdir(tmp_path)
+    cfg = nc.load_config(demo_config(tmp_path))
+    assert nc.scan_data(cfg).subjects == ("IXI000_", "IXI001_", "IXI002_")
+    assert nc.scan_data(cfg).subjects == ("IXI000_", "IXI001_", "IXI002_")
+
+
 def test_matched_file_that_is_not_an_image(tmp_path, monkeypatch):
     demo_files(tmp_path / "demo_data", subjects=("000",))
     (tmp_path / "demo_data" / "IXI001_orig.txt").write_text("notes")

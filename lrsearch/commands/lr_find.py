@@ -52,7 +52,7 @@ def run(args) -> int:
         raise LRSearchError(f"lr-find: {error}") from None
     cfg = niftynet_config.load_config(config)
     niftynet_config.check_window(cfg)
-    dataset = niftynet_config.scan_data(cfg)
+    dataset = niftynet_config.scan_data(cfg, report=build_reporter(args))
     out = args.output or cfg.model_dir / "lr-find"
     niftynet_config.check_model_dir(out)
     out.mkdir(parents=True, exist_ok=True)
