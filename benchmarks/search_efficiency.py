@@ -9,7 +9,9 @@ On the demo data, per seed, side by side:
   (d) nnU-Net's poly schedule (power 0.9) at the initial LR of its Adam variant, 3e-4
       (nnU-Net's SGD default is 1e-2; its Adam trainers use 3e-4);
   (e) one-cycle (PyTorch's defaults: 30 % warm-up, cosine, div 25 / 1e4) with its maximum at
-      the LR range test's last stable LR.
+      the LR range test's last stable LR (Smith's reading: the top of the useful range);
+  (e') the same one-cycle with its maximum at the range test's steepest descent (fastai's
+      reading: lr_find's suggestion passed to fit_one_cycle).
 
 Prints best Dice against cumulative training iterations for (a) and (b); for (a)'s best
 schedule, the iterations its validation Dice needs to reach (c)'s final validation Dice; the
@@ -135,10 +137,12 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
         found = lrfind.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
                                       ctx.runtime, iterations=lr_find_iters)
         lrstudy.load_or_create(plan).set_user_attr(lrfind.STUDY_ATTR, found.to_dict())
-    one_cycle = baseline("e-one-cycle", {
-        "family": "one_cycle", "base_lr": found.last_stable_lr, "one_cycle.pct_start": 0.3,
-        "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
-        "one_cycle.final_div_factor": 1e4, "one_cycle.three_phase": False})
+    one_cycle_params = {"family": "one_cycle", "one_cycle.pct_start": 0.3,
+                        "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
+                        "one_cycle.final_div_factor": 1e4, "one_cycle.three_phase": False}
+    one_cycle = baseline("e-one-cycle", {**one_cycle_params, "base_lr": found.last_stable_lr})
+    one_cycle_steep = baseline("e-one-cycle-steepest",
+                               {**one_cycle_params, "base_lr": found.steepest_lr})
 
     target = constant.intermediate_values[max(constant.intermediate_values)]
     best = tpe.best_trial
@@ -153,7 +157,8 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
         "curve_a": _iterations(tpe), "curve_b": _iterations(rnd),
         "best_a": tpe.best_value, "best_b": rnd.best_value,
         "best_a_text": best.user_attrs.get("schedule_text"),
-        "c": constant.value, "d": poly.value, "e": one_cycle.value, "lr_find": found.summary(),
+        "c": constant.value, "d": poly.value, "e": one_cycle.value,
+        "e_steepest": one_cycle_steep.value, "lr_find": found.summary(),
         "target": target, "reached": reached, "pruning_share": spent["a"] / spent["b"],
     }
 
@@ -193,7 +198,8 @@ def main() -> None:
             print(f"   ({arm}) {points}")
         print(f"  whole-volume Dice: (a) TPE+{r['pruner']} {r['best_a']:.4f}  (b) random "
               f"{r['best_b']:.4f}  (c) constant 1e-3 {r['c']:.4f}  (d) poly 0.9 @3e-4 "
-              f"{r['d']:.4f}  (e) one-cycle @lr-find {r['e']:.4f}")
+              f"{r['d']:.4f}  (e) one-cycle @last stable {r['e']:.4f}  (e') one-cycle "
+              f"@steepest {r['e_steepest']:.4f}")
         reached = (f"at iteration {r['reached']} = {r['reached'] / args.max_iter:.0%} of "
                    f"(c)'s iterations" if r["reached"] else "never")
         print(f"  (a)'s best ({r['best_a_text']}) reaches (c)'s final validation Dice "
@@ -205,7 +211,7 @@ def main() -> None:
                   f"((a) − (b) = {best - r['best_b']:+.4f}), {share:.0%} of (b)'s iterations")
     if len(results) > 1:
         print("\nover seeds (mean, min … max):")
-        for key in ("best_a", "best_b", "c", "d", "e", "pruning_share"):
+        for key in ("best_a", "best_b", "c", "d", "e", "e_steepest", "pruning_share"):
             values = [r[key] for r in results]
             print(f"  {key:14s} {statistics.mean(values):.4f}  "
                   f"{min(values):.4f} … {max(values):.4f}")
