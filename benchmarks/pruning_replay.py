@@ -1,0 +1,107 @@
+"""Would pruning on averaged validation Dice do better? Replays search_efficiency's unpruned arm.
+
+NiftyNet's validation Dice (a few random windows of the validation subjects) is noisy. This
+reads the random-search, no-pruning arm (b) of a ``benchmarks/search_efficiency.py`` work
+folder, where every trial ran to the end, and prints for each choice of reported value (the
+raw validation Dice, or the mean of the last k validations):
+
+- how well it ranks trials at the first rung (25 % of the iterations) and at 75 %: Spearman's
+  rank correlation with the trial's final whole-volume Dice;
+- what successive halving (the default pruner: rungs at 25 % and 75 %, reduction factor 3)
+  would have done with it, replaying the trials in their order: the share of iterations it
+  would have run, and the best final Dice among the trials it would have kept.
+
+    python benchmarks/pruning_replay.py --work /tmp/lrsearch-efficiency-XXXX [--window 1 3 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+
+def _ranks(values: list[float]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
+
+
+def averaged(trial: optuna.trial.FrozenTrial, window: int) -> list[tuple[int, float]]:
+    """(iteration, mean of the last ``window`` validation Dice values) along the trial."""
+    items = sorted(trial.intermediate_values.items())
+    return [(step, statistics.mean(v for _, v in items[max(0, i - window + 1):i + 1]))
+            for i, (step, _) in enumerate(items)]
+
+
+def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int):
+    """(share of iterations run, best final Dice kept) under successive halving."""
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_iter // 4),
+                                                    reduction_factor=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    spent, best = 0, float("-inf")
+    for frozen in trials:
+        trial = study.ask()
+        for step, value in averaged(frozen, window):
+            trial.report(value, step)
+            if trial.should_prune():
+                spent += step
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            spent += max_iter
+            study.tell(trial, frozen.value)
+            best = max(best, frozen.value)
+    return spent / (max_iter * len(trials)), best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True,
+                        help="a search_efficiency.py work folder (its bench.db)")
+    parser.add_argument("--window", type=int, nargs="+", default=[1, 3, 5])
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{args.work / 'bench.db'}"
+    arms = sorted(s.study_name for s in optuna.get_all_study_summaries(storage)
+                  if s.study_name.startswith("b-random-"))
+    if not arms:
+        parser.error(f"{args.work / 'bench.db'} holds no b-random-<seed> study")
+    studies = {name: sorted((t for t in optuna.load_study(study_name=name, storage=storage).trials
+                             if t.state == optuna.trial.TrialState.COMPLETE),
+                            key=lambda t: t.number) for name in arms}
+    max_iter = max(max(t.intermediate_values) for ts in studies.values() for t in ts)
+    rungs = (max_iter // 4, 3 * max_iter // 4)
+    count = sum(len(ts) for ts in studies.values())
+    print(f"{', '.join(arms)}: {count} complete trials of {max_iter} iterations")
+    for window in args.window:
+        label = "raw validation Dice" if window == 1 else f"mean of last {window} validations"
+        correlations = []
+        for rung in rungs:
+            x, y = [], []
+            for ts in studies.values():
+                for t in ts:
+                    values = dict(averaged(t, window))
+                    if rung in values:
+                        x.append(values[rung])
+                        y.append(t.value)
+            correlations.append(f"at {rung}: {spearman(x, y):.2f}")
+        replays = [replay(ts, window, max_iter) for ts in studies.values()]
+        shares = " / ".join(f"{share:.0%}" for share, _ in replays)
+        kept = " / ".join(f"{best:.4f}" for _, best in replays)
+        print(f"{label}: Spearman vs final whole-volume Dice {', '.join(correlations)}; "
+              f"successive halving would run {shares} of the iterations, best kept {kept}")
+    print("best of all trials: " + " / ".join(f"{max(t.value for t in ts):.4f}"
+                                               for ts in studies.values()))
+
+
+if __name__ == "__main__":
+    main()
