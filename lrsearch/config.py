@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from lrsearch.errors import ConfigError, DataError
+from lrsearch.paths import cache_dir
 
 __all__ = [
     "FIXED_SECTIONS",
@@ -1266,8 +1267,7 @@ def _spatial(shape: Sequence[int]) -> tuple[int, ...]:
 
 def verified_images_path() -> Path:
     """Where :func:`scan_data` remembers the images it has read in full."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lrsearch" / "verified-images.json"
+    return cache_dir() / "verified-images.json"
 
 
 class VerifiedImages:
@@ -1410,7 +1410,8 @@ def _check_subjects(cfg, subjects, files, groups, first, window, verified, repor
         stamps = {files[name][s]: verified.stamp(files[name][s])
                   for s in subjects for _, name in groups}
     unread = sum(1 for stamp in stamps.values() if verified.shape(stamp) is None)
-    if report and unread >= 20:
+    report = report if unread >= 20 else None  # a short first read goes unannounced
+    if report:
         report(f"reading {unread} image files in full to check them (once: "
                f"{verified.path} remembers them)")
     read, shown = 0, time.monotonic()
@@ -1427,7 +1428,7 @@ def _check_subjects(cfg, subjects, files, groups, first, window, verified, repor
                 if verified is not None:
                     verified.add(stamp, shape)
                     read += 1
-                    if report and unread >= 20 and time.monotonic() - shown > 15:
+                    if report and time.monotonic() - shown > 15:
                         report(f"checked {read} of {unread} image files")
                         shown = time.monotonic()
             shape = _spatial(shape)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lrsearch.errors import EngineError
-from lrsearch.paths import PACKAGE_DATA
+from lrsearch.paths import PACKAGE_DATA, cache_dir
 
 REQUIREMENTS = PACKAGE_DATA / "tf1-requirements.txt"
 MARKER = "lrsearch-complete.json"
@@ -66,8 +66,7 @@ def tf1_spec() -> EnvironmentSpec:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lrsearch" / "runtimes"
+    return cache_dir() / "runtimes"
 
 
 # ------------------------------------------------------------------------------------------
