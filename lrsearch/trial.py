@@ -157,6 +157,7 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
         },
         "INFERENCE": {"save_seg_dir": str(model_dir / "segmentation"), "inference_iter": -1},
     }
+    changes.update(_file_lists(ctx, directory))
     if setup.optimiser:
         changes["TRAINING"]["optimiser"] = setup.optimiser
     if gpu is not None:
@@ -174,6 +175,22 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
     infer_split.write_text("".join(
         f"{s},{'inference' if s in validation else 'training'}\n" for s in ctx.dataset.subjects))
     return config_path, schedule_path, infer_split
+
+
+def _file_lists(ctx: TrialContext, directory: Path) -> dict[str, dict[str, str]]:
+    """The trial's own NiftyNet file list (``csv_file``) per input section, from the study's scan.
+
+    Without an existing ``csv_file`` NiftyNet searches ``path_to_search`` at every start and
+    writes what it found to ``<folder of dataset_split_file>/<section>.csv``: one file for all
+    trials of a study, so trials starting together read each other's half-written lists and
+    fail ("the column is empty", ValueError). A ``csv_file`` that exists is read as it is.
+    """
+    changes = {}
+    for section, files in ctx.dataset.files.items():
+        path = directory / f"{section}.csv"
+        path.write_text("".join(f"{subject},{files[subject]}\n" for subject in sorted(files)))
+        changes[section] = {"csv_file": str(path)}
+    return changes
 
 
 def train_command(ctx: TrialContext, config_path: Path, infer_split: Path) -> list[str]:

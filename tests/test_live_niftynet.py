@@ -12,6 +12,7 @@ import io
 import json
 import math
 import subprocess
+from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import optuna
@@ -19,6 +20,7 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 
 from lrsearch import cli
+from lrsearch.config import load_config
 from lrsearch.engines.console import parse_line
 from lrsearch.live import artifact_dir
 from lrsearch.schedules import Cosine, from_dict
@@ -55,6 +57,14 @@ def test_real_trial_dashboard_page_and_export(tmp_path, capsys):
     capsys.readouterr()
     (trial,) = optuna.load_study(study_name="live", storage=storage).get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
+
+    # NiftyNet read the trial's own file lists: it searched nothing and wrote no list into the
+    # study's folder, where trials starting together would read each other's half-written ones
+    run_dir = Path(trial.user_attrs["run_dir"])
+    console = (run_dir / "console.log").read_text()
+    for section in load_config(config).input_sections:
+        assert f"[{section}] using existing csv file {run_dir / section}.csv" in console
+        assert not (run_dir.parent / f"{section}.csv").exists()
 
     # the figures, as artifacts of the trial, with what NiftyNet really did
     metas = {m.filename: m for m in get_all_artifact_meta(trial, storage=study._storage)}

@@ -77,3 +77,19 @@ def test_a_new_trial_clears_a_stale_model_folder_and_a_resumed_one_keeps_it(tmp_
     checkpoint.write_text('model_checkpoint_path: "model.ckpt-10"\n')
     write_trial_files(ctx, 2, setup, Resume(ctx.trial_dir(1), 10, ()))
     assert checkpoint.exists()
+
+
+def test_each_trial_lists_its_own_files(tmp_path):
+    """NiftyNet would otherwise write one list per section next to the study's split file at
+    every start; trials starting together then read each other's half-written lists."""
+    ctx = _context(tmp_path)
+    config_path, _, _ = write_trial_files(ctx, 3, TrialSetup(Constant(base_lr=1e-3), "adam"))
+    ini = configparser.ConfigParser()
+    ini.read(config_path)
+    assert set(ctx.dataset.files) == set(ctx.config.input_sections)
+    for section, files in ctx.dataset.files.items():
+        listed = Path(ini[section]["csv_file"])
+        assert listed == ctx.trial_dir(3) / f"{section}.csv"
+        rows = [line.split(",") for line in listed.read_text().splitlines()]
+        assert {subject: Path(path) for subject, path in rows} == files
+        assert len(rows) == len(ctx.dataset.subjects)
