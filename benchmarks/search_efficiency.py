@@ -4,6 +4,11 @@ On the demo data, per seed, side by side:
 
   (a) lrsearch defaults: TPE + the default pruner (successive halving) over every family
       (studies/default.toml); --compare-pruners median adds the same search with the median rule;
+  (a+) the same search with the objective meant for training speed, --objective dice_auc
+      (area under the validation Dice curve); --fast-objective picks another or none;
+  (a/2) the default search with half the iterations per trial (--max-iter 100 for 200): its
+      schedules anneal within the shorter budget, which is how one asks lrsearch for a schedule
+      that trains in half the time; --no-half skips it;
   (b) random search over the same space, no pruning, same trial count;
   (c) NiftyNet's default: constant lr 1e-3;
   (d) nnU-Net's poly schedule (power 0.9) at the initial LR of its Adam variant, 3e-4
@@ -13,8 +18,10 @@ On the demo data, per seed, side by side:
   (e') the same one-cycle with its maximum at the range test's steepest descent (fastai's
       reading: lr_find's suggestion passed to fit_one_cycle).
 
-Prints best Dice against cumulative training iterations for (a) and (b); for (a)'s best
-schedule, the iterations its validation Dice needs to reach (c)'s final validation Dice; the
+Prints best Dice against cumulative training iterations for (a) and (b); for the best
+schedules of (a), (a+) and (a/2), the iterations their validation Dice needs to reach (c)'s final
+validation Dice, and, less noisy, the first saved checkpoint whose whole-volume Dice reaches
+(c)'s final whole-volume Dice (each checkpoint segmented again with NiftyNet's inference); the
 share of (b)'s iterations that (a) ran (pruning's saving); every arm's whole-volume Dice; the
 spread over seeds.
 
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import tempfile
 import time
 import warnings
@@ -39,7 +47,10 @@ import optuna
 
 from lrsearch import lrfind
 from lrsearch import study as lrstudy
+from lrsearch.config import load_config
 from lrsearch.demo import ensure_demo_data
+from lrsearch.engines import APPLICATION
+from lrsearch.metrics import read_inferred, volume_dice
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
 from lrsearch.progress import QUIET, Progress
 from lrsearch.space import load_space
@@ -62,10 +73,12 @@ three_phase = [false]
 """
 
 
-def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: int):
+def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: int,
+          objective: str | None = None):
     return lrstudy.prepare(DEMO_CONFIG, space, study_name=name,
                            storage_url=f"sqlite:///{work / 'bench.db'}", trials=trials,
-                           seed=seed, max_iter=max_iter, runs_dir=work / name)
+                           seed=seed, max_iter=max_iter, runs_dir=work / name,
+                           objective=objective)
 
 
 def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:
@@ -98,6 +111,49 @@ def _first_reaching(trial: optuna.trial.FrozenTrial, target: float) -> int | Non
     return next((i for i, d in sorted(trial.intermediate_values.items()) if d >= target), None)
 
 
+def _checkpoint_dice(plan, trial: optuna.trial.FrozenTrial, iteration: int) -> float:
+    """Mean whole-volume Dice of the validation subjects, segmented by the trial's checkpoint of
+    ``iteration`` (NiftyNet's inference with inference_iter set; scored as trials are). The
+    segmentations stay in the run folder, so --work reads them back."""
+    ctx = plan.context
+    directory = Path(trial.user_attrs["run_dir"])
+    seg_dir = directory / "model" / f"segmentation-{iteration}"
+    inferred = seg_dir / "inferred.csv"
+    if not inferred.is_file():
+        config_path = directory / f"inference-{iteration}.ini"
+        load_config(directory / "trial.ini").with_values({"INFERENCE": {
+            "inference_iter": iteration, "save_seg_dir": str(seg_dir)}}).write(config_path)
+        command = ctx.runtime.command([["inference", "-a", APPLICATION, "-c", str(config_path),
+                                        "--dataset_split_file",
+                                        str(directory / "inference_split.csv")]])
+        with open(directory / f"inference-{iteration}.log", "w") as log:
+            subprocess.run(command, env=ctx.runtime.environment(), cwd=directory, check=True,
+                           stdout=log, stderr=subprocess.STDOUT)
+    labels = ctx.dataset.files[ctx.config.label_sections[0]]
+    scores = volume_dice(read_inferred(inferred), labels, ctx.config.num_classes)
+    return statistics.mean(scores[s] for s in trial.user_attrs["volume_dice"])
+
+
+def _checkpoint_curve(plan, trial: optuna.trial.FrozenTrial) -> list[tuple[int, float]]:
+    """(iteration, whole-volume Dice) at every checkpoint the trial saved; the last is the
+    trial's own final evaluation."""
+    models = Path(trial.user_attrs["run_dir"]) / "model" / "models"
+    saved = sorted(int(p.name[len("model.ckpt-"):-len(".index")])
+                   for p in models.glob("model.ckpt-*.index"))
+    final = trial.user_attrs["iterations"]
+    return [(i, _checkpoint_dice(plan, trial, i)) for i in saved if i < final] + [
+        (final, trial.user_attrs["final_dice"])]
+
+
+def _reading(plan, trial: optuna.trial.FrozenTrial, target: float, volume_target: float
+             ) -> dict:
+    """When ``trial`` reaches (c)'s final validation Dice and its final whole-volume Dice."""
+    curve = _checkpoint_curve(plan, trial)
+    return {"text": trial.user_attrs.get("schedule_text"), "dice": trial.user_attrs["final_dice"],
+            "reached": _first_reaching(trial, target), "curve": curve,
+            "volume_reached": next((i for i, d in curve if d >= volume_target), None)}
+
+
 def _with_pruner(work: Path, kind: str) -> Path:
     """The default space with another [pruner] kind."""
     path = work / f"default-{kind}.toml"
@@ -109,9 +165,18 @@ def _with_pruner(work: Path, kind: str) -> Path:
 
 
 def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: int,
-             compare: list[str]) -> dict:
+             compare: list[str], fast_objective: str | None, half: bool) -> dict:
     kind = load_space(DEFAULT_SPACE).pruner
-    tpe = _run(_plan(work, f"a-tpe-{kind}-{seed}", DEFAULT_SPACE, trials, max_iter, seed))
+    tpe_plan = _plan(work, f"a-tpe-{kind}-{seed}", DEFAULT_SPACE, trials, max_iter, seed)
+    tpe = _run(tpe_plan)
+    if fast_objective:
+        fast_plan = _plan(work, f"a-tpe-{kind}-{fast_objective.replace(':', '')}-{seed}",
+                          DEFAULT_SPACE, trials, max_iter, seed, objective=fast_objective)
+        fast = _run(fast_plan)
+    if half:
+        half_plan = _plan(work, f"a-tpe-{kind}-half-{seed}", DEFAULT_SPACE, trials,
+                          max_iter // 2, seed)
+        halved = _run(half_plan)
     others = {other: _run(_plan(work, f"a-tpe-{other}-{seed}", _with_pruner(work, other),
                                 trials, max_iter, seed))
               for other in compare if other != kind}
@@ -146,9 +211,19 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
 
     target = constant.intermediate_values[max(constant.intermediate_values)]
     best = tpe.best_trial
-    reached = _first_reaching(best, target)
+    readings = {"a": _reading(tpe_plan, best, target, constant.value)}
     spent = {name: sum(t.user_attrs.get("iterations", 0) for t in s.trials)
              for name, s in (("a", tpe), ("b", rnd))}
+    if fast_objective:
+        readings["a+"] = _reading(fast_plan, fast.best_trial, target, constant.value)
+        readings["a+"]["share"] = sum(
+            t.user_attrs.get("iterations", 0) for t in fast.trials) / spent["b"]
+        readings["a+"]["objective"] = fast_objective
+    if half:
+        readings["a/2"] = _reading(half_plan, halved.best_trial, target, constant.value)
+        readings["a/2"]["share"] = sum(
+            t.user_attrs.get("iterations", 0) for t in halved.trials) / spent["b"]
+        readings["a/2"]["objective"] = f"max_iter {max_iter // 2}"
     compared = {other: (study.best_value,
                         sum(t.user_attrs.get("iterations", 0) for t in study.trials) / spent["b"])
                 for other, study in others.items()}
@@ -156,11 +231,20 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
         "seed": seed, "pruner": kind, "compared": compared,
         "curve_a": _iterations(tpe), "curve_b": _iterations(rnd),
         "best_a": tpe.best_value, "best_b": rnd.best_value,
-        "best_a_text": best.user_attrs.get("schedule_text"),
         "c": constant.value, "d": poly.value, "e": one_cycle.value,
         "e_steepest": one_cycle_steep.value, "lr_find": found.summary(),
-        "target": target, "reached": reached, "pruning_share": spent["a"] / spent["b"],
+        "target": target, "pruning_share": spent["a"] / spent["b"],
+        "readings": readings, "c_curve": _checkpoint_curve(tpe_plan, constant),
     }
+
+
+def _curve_text(curve: list[tuple[int, float]]) -> str:
+    return ", ".join(f"{i}:{d:.4f}" for i, d in curve)
+
+
+def _when(iteration: int | None, max_iter: int) -> str:
+    return (f"at iteration {iteration} = {iteration / max_iter:.0%}" if iteration is not None
+            else "never")
 
 
 def main() -> None:
@@ -171,6 +255,11 @@ def main() -> None:
     parser.add_argument("--lr-find-iterations", type=int, default=lrfind.ITERATIONS)
     parser.add_argument("--compare-pruners", nargs="*", default=[], metavar="KIND",
                         help="also run (a) with these [pruner] kinds (median, none)")
+    parser.add_argument("--fast-objective", default="dice_auc", metavar="OBJECTIVE",
+                        help="objective of arm (a+), the same search aimed at training speed "
+                             "(default: dice_auc; 'none' skips the arm)")
+    parser.add_argument("--no-half", action="store_true",
+                        help="skip arm (a/2), the default search at half the iterations")
     parser.add_argument("--work", type=Path, default=None,
                         help="work folder to use (and continue); default: a new one")
     parser.add_argument("--quick", action="store_true",
@@ -189,7 +278,9 @@ def main() -> None:
     for seed in args.seeds:
         started = time.monotonic()
         r = one_seed(work, seed, args.trials, args.max_iter, args.lr_find_iterations,
-                     args.compare_pruners)
+                     args.compare_pruners,
+                     None if args.fast_objective == "none" else args.fast_objective,
+                     not args.no_half)
         results.append(r)
         print(f"\nseed {seed} ({(time.monotonic() - started) / 60:.1f} min); {r['lr_find']}")
         print("  cumulative iterations → best whole-volume Dice")
@@ -200,10 +291,17 @@ def main() -> None:
               f"{r['best_b']:.4f}  (c) constant 1e-3 {r['c']:.4f}  (d) poly 0.9 @3e-4 "
               f"{r['d']:.4f}  (e) one-cycle @last stable {r['e']:.4f}  (e') one-cycle "
               f"@steepest {r['e_steepest']:.4f}")
-        reached = (f"at iteration {r['reached']} = {r['reached'] / args.max_iter:.0%} of "
-                   f"(c)'s iterations" if r["reached"] else "never")
-        print(f"  (a)'s best ({r['best_a_text']}) reaches (c)'s final validation Dice "
-              f"{r['target']:.4f} {reached} (target ≤ 50 %)")
+        print(f"  (c)'s checkpoints, whole-volume Dice: {_curve_text(r['c_curve'])}")
+        for arm, reading in r["readings"].items():
+            print(f"  ({arm})'s best: {reading['text']}; whole-volume Dice {reading['dice']:.4f}")
+            print(f"      checkpoints, whole-volume Dice: {_curve_text(reading['curve'])}")
+            print(f"      reaches (c)'s final validation Dice {r['target']:.4f}: "
+                  f"{_when(reading['reached'], args.max_iter)}; (c)'s final whole-volume Dice "
+                  f"{r['c']:.4f}: {_when(reading['volume_reached'], args.max_iter)} "
+                  f"(target ≤ 50 %)")
+            if "share" in reading:
+                print(f"      ({arm}) [{reading['objective']}] ran {reading['share']:.0%} of "
+                      f"(b)'s training iterations")
         print(f"  (a) ran {r['pruning_share']:.0%} of (b)'s training iterations (target ≤ 50 %)"
               f"; best Dice (a) − (b) = {r['best_a'] - r['best_b']:+.4f} (target ≥ −0.01)")
         for other, (best, share) in r["compared"].items():
