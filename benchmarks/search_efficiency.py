@@ -49,11 +49,10 @@ from lrsearch import lrfind
 from lrsearch import study as lrstudy
 from lrsearch.config import load_config
 from lrsearch.demo import ensure_demo_data
-from lrsearch.engines import APPLICATION
-from lrsearch.metrics import read_inferred, volume_dice
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
 from lrsearch.progress import QUIET, Progress
 from lrsearch.space import load_space
+from lrsearch.trial import TrialContext, inference_run, volume_scores
 
 NIFTYNET_LR = 1e-3
 NNUNET_ADAM_LR = 3e-4
@@ -96,6 +95,11 @@ def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:
     return study
 
 
+def _spent(study: optuna.Study) -> int:
+    """Training iterations the study's trials ran."""
+    return sum(t.user_attrs.get("iterations", 0) for t in study.trials)
+
+
 def _iterations(study: optuna.Study) -> list[tuple[int, float]]:
     """(cumulative training iterations, best whole-volume Dice so far) trial by trial."""
     out, total, best = [], 0, float("nan")
@@ -111,11 +115,11 @@ def _first_reaching(trial: optuna.trial.FrozenTrial, target: float) -> int | Non
     return next((i for i, d in sorted(trial.intermediate_values.items()) if d >= target), None)
 
 
-def _checkpoint_dice(plan, trial: optuna.trial.FrozenTrial, iteration: int) -> float:
+def _checkpoint_dice(ctx: TrialContext, trial: optuna.trial.FrozenTrial, iteration: int
+                     ) -> float:
     """Mean whole-volume Dice of the validation subjects, segmented by the trial's checkpoint of
     ``iteration`` (NiftyNet's inference with inference_iter set; scored as trials are). The
     segmentations stay in the run folder, so --work reads them back."""
-    ctx = plan.context
     directory = Path(trial.user_attrs["run_dir"])
     seg_dir = directory / "model" / f"segmentation-{iteration}"
     inferred = seg_dir / "inferred.csv"
@@ -123,32 +127,31 @@ def _checkpoint_dice(plan, trial: optuna.trial.FrozenTrial, iteration: int) -> f
         config_path = directory / f"inference-{iteration}.ini"
         load_config(directory / "trial.ini").with_values({"INFERENCE": {
             "inference_iter": iteration, "save_seg_dir": str(seg_dir)}}).write(config_path)
-        command = ctx.runtime.command([["inference", "-a", APPLICATION, "-c", str(config_path),
-                                        "--dataset_split_file",
-                                        str(directory / "inference_split.csv")]])
+        command = ctx.runtime.command([inference_run(config_path,
+                                                     directory / "inference_split.csv")])
         with open(directory / f"inference-{iteration}.log", "w") as log:
             subprocess.run(command, env=ctx.runtime.environment(), cwd=directory, check=True,
                            stdout=log, stderr=subprocess.STDOUT)
-    labels = ctx.dataset.files[ctx.config.label_sections[0]]
-    scores = volume_dice(read_inferred(inferred), labels, ctx.config.num_classes)
+    scores = volume_scores(ctx, inferred)
     return statistics.mean(scores[s] for s in trial.user_attrs["volume_dice"])
 
 
-def _checkpoint_curve(plan, trial: optuna.trial.FrozenTrial) -> list[tuple[int, float]]:
+def _checkpoint_curve(ctx: TrialContext, trial: optuna.trial.FrozenTrial
+                      ) -> list[tuple[int, float]]:
     """(iteration, whole-volume Dice) at every checkpoint the trial saved; the last is the
     trial's own final evaluation."""
     models = Path(trial.user_attrs["run_dir"]) / "model" / "models"
     saved = sorted(int(p.name[len("model.ckpt-"):-len(".index")])
                    for p in models.glob("model.ckpt-*.index"))
     final = trial.user_attrs["iterations"]
-    return [(i, _checkpoint_dice(plan, trial, i)) for i in saved if i < final] + [
+    return [(i, _checkpoint_dice(ctx, trial, i)) for i in saved if i < final] + [
         (final, trial.user_attrs["final_dice"])]
 
 
-def _reading(plan, trial: optuna.trial.FrozenTrial, target: float, volume_target: float
-             ) -> dict:
+def _reading(ctx: TrialContext, trial: optuna.trial.FrozenTrial, target: float,
+             volume_target: float) -> dict:
     """When ``trial`` reaches (c)'s final validation Dice and its final whole-volume Dice."""
-    curve = _checkpoint_curve(plan, trial)
+    curve = _checkpoint_curve(ctx, trial)
     return {"text": trial.user_attrs.get("schedule_text"), "dice": trial.user_attrs["final_dice"],
             "reached": _first_reaching(trial, target), "curve": curve,
             "volume_reached": next((i for i, d in curve if d >= volume_target), None)}
@@ -167,16 +170,16 @@ def _with_pruner(work: Path, kind: str) -> Path:
 def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: int,
              compare: list[str], fast_objective: str | None, half: bool) -> dict:
     kind = load_space(DEFAULT_SPACE).pruner
-    tpe_plan = _plan(work, f"a-tpe-{kind}-{seed}", DEFAULT_SPACE, trials, max_iter, seed)
-    tpe = _run(tpe_plan)
+    tpe = _run(_plan(work, f"a-tpe-{kind}-{seed}", DEFAULT_SPACE, trials, max_iter, seed))
+    variants = {}  # arm: (plan, label), the default search changed in one respect
     if fast_objective:
-        fast_plan = _plan(work, f"a-tpe-{kind}-{fast_objective.replace(':', '')}-{seed}",
-                          DEFAULT_SPACE, trials, max_iter, seed, objective=fast_objective)
-        fast = _run(fast_plan)
+        variants["a+"] = (_plan(work, f"a-tpe-{kind}-{fast_objective.replace(':', '')}-{seed}",
+                                DEFAULT_SPACE, trials, max_iter, seed, objective=fast_objective),
+                          fast_objective)
     if half:
-        half_plan = _plan(work, f"a-tpe-{kind}-half-{seed}", DEFAULT_SPACE, trials,
-                          max_iter // 2, seed)
-        halved = _run(half_plan)
+        variants["a/2"] = (_plan(work, f"a-tpe-{kind}-half-{seed}", DEFAULT_SPACE, trials,
+                                 max_iter // 2, seed), f"max_iter {max_iter // 2}")
+    variant_studies = {arm: _run(plan) for arm, (plan, _) in variants.items()}
     others = {other: _run(_plan(work, f"a-tpe-{other}-{seed}", _with_pruner(work, other),
                                 trials, max_iter, seed))
               for other in compare if other != kind}
@@ -210,22 +213,12 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
                                {**one_cycle_params, "base_lr": found.steepest_lr})
 
     target = constant.intermediate_values[max(constant.intermediate_values)]
-    best = tpe.best_trial
-    readings = {"a": _reading(tpe_plan, best, target, constant.value)}
-    spent = {name: sum(t.user_attrs.get("iterations", 0) for t in s.trials)
-             for name, s in (("a", tpe), ("b", rnd))}
-    if fast_objective:
-        readings["a+"] = _reading(fast_plan, fast.best_trial, target, constant.value)
-        readings["a+"]["share"] = sum(
-            t.user_attrs.get("iterations", 0) for t in fast.trials) / spent["b"]
-        readings["a+"]["objective"] = fast_objective
-    if half:
-        readings["a/2"] = _reading(half_plan, halved.best_trial, target, constant.value)
-        readings["a/2"]["share"] = sum(
-            t.user_attrs.get("iterations", 0) for t in halved.trials) / spent["b"]
-        readings["a/2"]["objective"] = f"max_iter {max_iter // 2}"
-    compared = {other: (study.best_value,
-                        sum(t.user_attrs.get("iterations", 0) for t in study.trials) / spent["b"])
+    # ctx (of any plan here: same config, data and runtime) segments and scores checkpoints
+    readings = {"a": _reading(ctx, tpe.best_trial, target, constant.value)}
+    for arm, study in variant_studies.items():
+        readings[arm] = _reading(ctx, study.best_trial, target, constant.value)
+        readings[arm].update(share=_spent(study) / _spent(rnd), objective=variants[arm][1])
+    compared = {other: (study.best_value, _spent(study) / _spent(rnd))
                 for other, study in others.items()}
     return {
         "seed": seed, "pruner": kind, "compared": compared,
@@ -233,8 +226,8 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
         "best_a": tpe.best_value, "best_b": rnd.best_value,
         "c": constant.value, "d": poly.value, "e": one_cycle.value,
         "e_steepest": one_cycle_steep.value, "lr_find": found.summary(),
-        "target": target, "pruning_share": spent["a"] / spent["b"],
-        "readings": readings, "c_curve": _checkpoint_curve(tpe_plan, constant),
+        "target": target, "pruning_share": _spent(tpe) / _spent(rnd),
+        "readings": readings, "c_curve": _checkpoint_curve(ctx, constant),
     }
 
 

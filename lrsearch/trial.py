@@ -193,11 +193,21 @@ def _file_lists(ctx: TrialContext, directory: Path) -> dict[str, dict[str, str]]
     return changes
 
 
+def inference_run(config_path: Path, infer_split: Path) -> list[str]:
+    """NiftyNet's arguments for segmenting the subjects ``infer_split`` marks for inference."""
+    return ["inference", "-a", APPLICATION, "-c", str(config_path),
+            "--dataset_split_file", str(infer_split)]
+
+
 def train_command(ctx: TrialContext, config_path: Path, infer_split: Path) -> list[str]:
     train = ["train", "-a", APPLICATION, "-c", str(config_path)]
-    infer = ["inference", "-a", APPLICATION, "-c", str(config_path),
-             "--dataset_split_file", str(infer_split)]
-    return ctx.runtime.command([train, infer])
+    return ctx.runtime.command([train, inference_run(config_path, infer_split)])
+
+
+def volume_scores(ctx: TrialContext, inferred_csv: Path) -> dict[str, float]:
+    """Whole-volume Dice per subject of the segmentations NiftyNet listed in ``inferred_csv``."""
+    labels = ctx.dataset.files[ctx.config.label_sections[0]]
+    return volume_dice(read_inferred(inferred_csv), labels, ctx.config.num_classes)
 
 
 def run_trial(
@@ -270,8 +280,7 @@ def run_trial(
     inferred_csv = directory / "model" / "segmentation" / "inferred.csv"
     if not inferred_csv.is_file():
         raise TrialFailed(f"NiftyNet inference wrote no {inferred_csv}: {_last_error(progress)}")
-    label_files = ctx.dataset.files[ctx.config.label_sections[0]]
-    scores = volume_dice(read_inferred(inferred_csv), label_files, ctx.config.num_classes)
+    scores = volume_scores(ctx, inferred_csv)
     missing = set(ctx.validation_subjects) - set(scores)
     if missing:
         raise TrialFailed(f"no segmentation for validation subjects {sorted(missing)}")
