@@ -6,6 +6,8 @@ update that follows ``iteration`` updates (0-based, like PyTorch's scheduler ste
 ``to_dict()`` / :func:`from_dict` round-trip through JSON, so a schedule chosen in the study
 process can be replayed exactly inside the training process.
 
+Each family's docstring gives ``lr(i)`` at iteration ``i`` and a doctest example.
+
 ``history`` is the validation metric (higher is better, e.g. Dice) observed so far, in order.
 Only :class:`Plateau` reads it, and it replays the whole history on every call, so a resumed run
 gets the same learning rate as an uninterrupted one.
@@ -156,7 +158,12 @@ def _fmt(value: float) -> str:
 
 @dataclass(frozen=True)
 class Constant(Schedule):
-    """The same learning rate for every update: the baseline every other family must beat."""
+    """``lr(i) = base_lr``: the same learning rate for every update, the baseline every other
+    family must beat.
+
+    >>> Constant(base_lr=3e-4).lr(1000)
+    0.0003
+    """
 
     family: ClassVar[str] = "constant"
     base_lr: float
@@ -173,7 +180,11 @@ class Constant(Schedule):
 
 @dataclass(frozen=True)
 class Step(Schedule):
-    """``base_lr * gamma ** (iteration // step_size)`` (PyTorch StepLR)."""
+    """``lr(i) = base_lr * gamma ** (i // step_size)`` (PyTorch StepLR).
+
+    >>> Step(base_lr=0.1, step_size=100, gamma=0.5).lr(250)
+    0.025
+    """
 
     family: ClassVar[str] = "step"
     base_lr: float
@@ -195,7 +206,12 @@ class Step(Schedule):
 
 @dataclass(frozen=True)
 class MultiStep(Schedule):
-    """Multiply by ``gamma`` at each milestone iteration (PyTorch MultiStepLR)."""
+    """Multiply by ``gamma`` at each milestone iteration (PyTorch MultiStepLR):
+    ``lr(i) = base_lr * gamma ** sum(m <= i for m in milestones)``.
+
+    >>> MultiStep(base_lr=0.1, milestones=(100, 200), gamma=0.5).lr(200)
+    0.025
+    """
 
     family: ClassVar[str] = "multistep"
     base_lr: float
@@ -225,7 +241,11 @@ class MultiStep(Schedule):
 
 @dataclass(frozen=True)
 class Exponential(Schedule):
-    """``base_lr * gamma ** iteration`` (PyTorch ExponentialLR, stepped every update)."""
+    """``lr(i) = base_lr * gamma ** i`` (PyTorch ExponentialLR, stepped every update).
+
+    >>> Exponential(base_lr=0.8, gamma=0.5).lr(3)
+    0.1
+    """
 
     family: ClassVar[str] = "exponential"
     base_lr: float
@@ -244,9 +264,12 @@ class Exponential(Schedule):
 
 @dataclass(frozen=True)
 class Polynomial(Schedule):
-    """``(base_lr - end_lr) * (1 - t / total_iters) ** power + end_lr``, then ``end_lr``.
+    """``lr(i) = (base_lr - end_lr) * (1 - min(i, total_iters) / total_iters) ** power + end_lr``.
 
     PyTorch PolynomialLR is ``end_lr = 0``; nnU-Net's "poly" is ``power = 0.9, end_lr = 0``.
+
+    >>> Polynomial(base_lr=0.1, total_iters=100, power=2.0).lr(50)
+    0.025
     """
 
     family: ClassVar[str] = "polynomial"
@@ -273,7 +296,13 @@ class Polynomial(Schedule):
 @dataclass(frozen=True)
 class Cosine(Schedule):
     """PyTorch CosineAnnealingLR's closed form, held at ``eta_min`` after ``total_iters``
-    (PyTorch's closed form would climb back up; a trial that runs longer should not)."""
+    (PyTorch's closed form would climb back up; a trial that runs longer should not):
+    ``lr(i) = eta_min + (base_lr - eta_min) * (1 + cos(pi * t / total_iters)) / 2`` with
+    ``t = min(i, total_iters)``.
+
+    >>> round(Cosine(base_lr=0.1, total_iters=100, eta_min=0.01).lr(50), 6)
+    0.055
+    """
 
     family: ClassVar[str] = "cosine"
     base_lr: float
@@ -298,7 +327,14 @@ class Cosine(Schedule):
 class CosineRestarts(Schedule):
     """SGDR (Loshchilov & Hutter 2017; PyTorch CosineAnnealingWarmRestarts): cosine from
     ``base_lr`` to ``eta_min`` over ``t_0`` iterations, restart, each period ``t_mult`` times
-    the previous one."""
+    the previous one.
+
+    ``lr(i) = eta_min + (base_lr - eta_min) * (1 + cos(pi * t_cur / t_i)) / 2``, where ``t_i`` is
+    the current period (``t_0 * t_mult ** k``) and ``t_cur`` the iterations since its restart.
+
+    >>> CosineRestarts(base_lr=0.1, t_0=10, t_mult=2).lr(20)
+    0.05
+    """
 
     family: ClassVar[str] = "cosine_restarts"
     base_lr: float
@@ -336,7 +372,14 @@ class Cyclic(Schedule):
 
     ``base_lr`` is the lower bound and ``max_lr`` the upper one (PyTorch's naming). The amplitude
     is scaled by 1 (triangular), halved every cycle (triangular2) or multiplied by
-    ``gamma ** iteration`` (exp_range). ``step_size_down`` defaults to ``step_size_up``.
+    ``gamma ** iteration`` (exp_range). ``step_size_down`` defaults to ``step_size_up``. With
+    ``up, down = step_size_up, step_size_down`` and ``cycle, p = divmod(i, up + down)``::
+
+        rise = p / up if p <= up else (up + down - p) / down
+        lr(i) = base_lr + (max_lr - base_lr) * rise * amplitude  # 1 | 0.5 ** cycle | gamma ** i
+
+    >>> Cyclic(base_lr=0.01, max_lr=0.05, step_size_up=10, mode="triangular2").lr(25)
+    0.02
     """
 
     family: ClassVar[str] = "cyclic"
@@ -386,7 +429,19 @@ class OneCycle(Schedule):
     then anneals to ``max_lr / div_factor / final_div_factor`` (three_phase: back down to the
     start value first, then to the minimum). ``base_lr`` is ``max_lr``, the peak, so the shared
     base learning rate means the same thing as in the other families. Past ``total_steps`` the
-    minimum is held (PyTorch raises instead).
+    minimum is held (PyTorch raises instead). With ``s = min(i, total_steps - 1)``, the peak
+    step ``r = pct_start * total_steps - 1`` and ``anneal(a, b, x)`` either
+    ``b + (a - b) * (1 + cos(pi * x)) / 2`` (cos) or ``a + (b - a) * x`` (linear), two phases::
+
+        lr(i) = anneal(max_lr / div_factor, max_lr, s / r)                  # s <= r
+        lr(i) = anneal(max_lr, max_lr / div_factor / final_div_factor,
+                       (s - r) / (total_steps - 1 - r))                     # s > r
+
+    (three_phase: ``anneal(max_lr, max_lr / div_factor, (s - r) / r)`` up to ``s = 2 * r``, then
+    from there to the minimum).
+
+    >>> OneCycle(max_lr=0.1, total_steps=100).lr(29)
+    0.1
     """
 
     family: ClassVar[str] = "one_cycle"
@@ -453,7 +508,14 @@ class Warmup(Schedule):
     After it, the inner schedule runs *shifted*: ``schedule.lr(iteration - warmup_iters)``, so
     its whole shape (a cosine's full decay, a step's first interval) follows the warm-up instead
     of being cut short by it. A trial of T iterations therefore gives the inner schedule
-    ``T - warmup_iters`` of them. ``history`` is passed through unchanged.
+    ``T - warmup_iters`` of them. ``history`` is passed through unchanged::
+
+        factor = start_factor + (1 - start_factor) * i / warmup_iters
+        lr(i) = factor * schedule.lr(0) if i < warmup_iters else schedule.lr(i - warmup_iters)
+
+    >>> Warmup(Step(base_lr=0.1, step_size=100, gamma=0.5), warmup_iters=50,
+    ...        start_factor=0.5).lr(150)
+    0.05
     """
 
     family: ClassVar[str] = "warmup"
@@ -487,7 +549,16 @@ class WarmupStableDecay(Schedule):
     """Warmup-stable-decay (Hu et al. 2024, MiniCPM; Hägele et al. 2024).
 
     Linear warm-up by update number over ``warmup_iters``, ``base_lr`` until ``decay_start``,
-    then a linear or cosine decay to ``end_lr`` at ``total_iters``, held after.
+    then a linear or cosine decay to ``end_lr`` at ``total_iters``, held after. With
+    ``p = min(1, (i - decay_start) / (total_iters - decay_start))``::
+
+        lr(i) = base_lr * (i + 1) / warmup_iters                       # i < warmup_iters
+        lr(i) = base_lr                                                # i < decay_start
+        lr(i) = base_lr + (end_lr - base_lr) * p                       # after, linear
+        lr(i) = end_lr + (base_lr - end_lr) * (1 + cos(pi * p)) / 2    # after, cosine
+
+    >>> WarmupStableDecay(base_lr=0.1, warmup_iters=10, decay_start=80, total_iters=100).lr(90)
+    0.05
     """
 
     family: ClassVar[str] = "warmup_stable_decay"
@@ -523,10 +594,14 @@ class WarmupStableDecay(Schedule):
 
 @dataclass(frozen=True)
 class InverseSqrt(Schedule):
-    """Transformer / fairseq inverse square root: with update number ``s = iteration + 1``,
-    ``base_lr * min(s / warmup_iters, sqrt(warmup_iters / s))`` — linear up to ``base_lr`` at
-    ``s = warmup_iters``, then proportional to ``1 / sqrt(s)`` (``warmup_iters = 0``: from the
-    first update)."""
+    """Transformer / fairseq inverse square root: with update number ``s = i + 1``,
+    ``lr(i) = base_lr * min(s / warmup_iters, sqrt(warmup_iters / s))`` — linear up to
+    ``base_lr`` at ``s = warmup_iters``, then proportional to ``1 / sqrt(s)``
+    (``warmup_iters = 0``: from the first update, ``base_lr / sqrt(s)``).
+
+    >>> InverseSqrt(base_lr=0.1, warmup_iters=100).lr(399)
+    0.05
+    """
 
     family: ClassVar[str] = "inverse_sqrt"
     base_lr: float
@@ -556,6 +631,11 @@ class Plateau(Schedule):
     exceeds ``best * (1 + threshold)`` (rel) or ``best + threshold`` (abs) for mode max (mirrored
     for min). After more than ``patience`` evaluations without improvement the learning rate is
     multiplied by ``factor``, floored at ``min_lr``, and ``cooldown`` evaluations are ignored.
+    So ``lr(i) = max(base_lr * factor ** n, min_lr)`` with ``n`` the reductions so far (``i``
+    is not used).
+
+    >>> Plateau(base_lr=0.1, factor=0.5, patience=1).lr(0, history=[0.8, 0.7, 0.7])
+    0.05
     """
 
     family: ClassVar[str] = "plateau"
@@ -618,9 +698,12 @@ class LRRange(Schedule):
     """The LR range test's ramp (Smith 2015/2017): ``min_lr`` growing exponentially to
     ``max_lr`` over ``num_iters`` updates, ``max_lr`` held after.
 
-    ``lr(i) = min_lr * (max_lr / min_lr) ** (i / (num_iters - 1))``: equal steps in log lr, so
-    every decade of learning rates gets the same number of iterations. Not a search family:
-    ``lrsearch lr-find`` trains with it once to bound the search.
+    ``lr(i) = min_lr * (max_lr / min_lr) ** (min(i, num_iters - 1) / (num_iters - 1))``: equal
+    steps in log lr, so every decade of learning rates gets the same number of iterations. Not a
+    search family: ``lrsearch lr-find`` trains with it once to bound the search.
+
+    >>> LRRange(min_lr=1e-4, max_lr=1.0, num_iters=5).lr(2)
+    0.01
     """
 
     family: ClassVar[str] = "lr_range"

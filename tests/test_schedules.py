@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 import math
 import os
@@ -241,6 +242,15 @@ def test_invalid_values_are_refused_with_the_rule_and_the_value(make, message):
     with pytest.raises(ValueError) as info:
         make()
     assert message in str(info.value)
+
+
+def test_every_docstring_example_prints_what_lr_returns():
+    """Each family documents its formula with a doctest example; running them keeps them true."""
+    documented = [*s.FAMILIES.values(), s.LRRange]
+    assert [cls.__name__ for cls in documented if ">>> " not in (cls.__doc__ or "")] == []
+    result = doctest.testmod(s, report=False)
+    assert result.failed == 0
+    assert result.attempted >= len(documented)
 
 
 def test_schedules_are_frozen():
