@@ -150,9 +150,12 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
     model_dir = directory / "model"
     if resume is None:
         _clear(directory)
+    else:  # its original's console.log goes on, with a line saying where it picks up
+        with (directory / "console.log").open("a", encoding="utf-8") as log:
+            log.write(f"--- lrsearch: trial {number} resumes from the checkpoint of iteration "
+                      f"{resume.iteration} ---\n")
     if ctx.owner is not None:
         owners.write(directory, ctx.owner)
-    _start_log(directory / "console.log", number, resume)
     changes = {
         "SYSTEM": {"model_dir": str(model_dir), "dataset_split_file": str(ctx.split_file)},
         "TRAINING": {
@@ -195,14 +198,6 @@ def _clear_stale(ctx: TrialContext, directory: Path) -> None:
     """Clears a trial folder another study marked: one whose runs folder this study took over."""
     if not owners.is_own(directory, ctx.owner):
         _clear(directory)
-
-
-def _start_log(log: Path, number: int, resume: Resume | None) -> None:
-    """A resumed trial appends to its folder's console.log, marking where it picks up."""
-    if resume is not None:
-        with log.open("a", encoding="utf-8") as handle:
-            handle.write(f"--- lrsearch: trial {number} resumes from the checkpoint of "
-                         f"iteration {resume.iteration} ---\n")
 
 
 def inference_run(config_path: Path, infer_split: Path) -> list[str]:
