@@ -1403,6 +1403,25 @@ def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True,
             verified.save()
 
 
+def write_file_lists(dataset: Dataset, folder: Path, prefix: str = ""
+                     ) -> dict[str, dict[str, str]]:
+    """Writes a NiftyNet file list per input section to ``folder/<prefix><section>.csv``;
+    the ``csv_file`` settings that name them.
+
+    Without an existing ``csv_file`` NiftyNet searches ``path_to_search`` at every start and
+    writes what it found to ``<folder of dataset_split_file>/<section>.csv``: one file for every
+    run sharing a split file (a study's trials, exported configs), so runs starting together read
+    each other's half-written lists and fail ("the column is empty", ValueError). A
+    ``csv_file`` that exists is read as it is.
+    """
+    changes = {}
+    for section, files in dataset.files.items():
+        path = Path(folder) / f"{prefix}{section}.csv"
+        path.write_text("".join(f"{subject},{files[subject]}\n" for subject in sorted(files)))
+        changes[section] = {"csv_file": str(path)}
+    return changes
+
+
 def _check_subjects(cfg, subjects, files, groups, first, window, verified, report) -> Dataset:
     inputs = cfg.inputs
     stamps = {}

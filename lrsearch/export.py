@@ -1,9 +1,9 @@
 """A trial's schedule as a NiftyNet config anyone can train with, outside the study.
 
 ``export_trial`` writes the study's NiftyNet INI with the trial's optimiser, first learning rate
-and iterations (every path absolute, a model folder of its own, the study's split file so the
-same subjects validate) and the schedule JSON next to it; the command it returns trains that
-config on NiftyNet through lrsearch's scheduled application, exactly as the trial did.
+and iterations (every path absolute, a model folder and file lists of its own, the study's split
+file so the same subjects validate) and the schedule JSON next to it; the command it returns
+trains that config on NiftyNet through lrsearch's scheduled application, exactly as the trial did.
 
 Schedules are stored in absolute iterations. ``max_iter`` other than the trial's rebuilds the
 schedule from the trial's sampled parameters (fractions of the run) with the same code the study
@@ -107,7 +107,7 @@ def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 
 def export_trial(study: optuna.Study, number: int, output: str | Path,
                  max_iter: int | None = None) -> Export:
-    from lrsearch.config import load_config
+    from lrsearch.config import load_config, scan_data, write_file_lists
 
     trial = _trial(study, number)
     attrs = trial.user_attrs
@@ -143,7 +143,12 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     except DataError as error:
         raise DataError(f"{error} (relative paths are read from the working directory: run "
                         "`lrsearch export` where the study ran)") from None
+    dataset = scan_data(cfg, read_data=False)
 
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # its own file lists, as a trial has: else NiftyNet writes them next to the study's split
+    # file, where two exported runs (or a running study) would race on them
+    cfg = cfg.with_values(write_file_lists(dataset, target.parent, f"{target.stem}."))
     cfg.write(target)
     schedule_path.write_text(json.dumps({"schedule": schedule.to_dict(), "history": []},
                                         indent=2) + "\n", encoding="utf-8")

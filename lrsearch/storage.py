@@ -33,6 +33,37 @@ def redact(text: str) -> str:
     return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
 
 
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+def fingerprint(url: str) -> str:
+    """The database ``url`` names, written the same by every worker that reaches it.
+
+    Without user, password or driver (``postgresql+psycopg://user:pw@db/lr`` and
+    ``postgresql://db:5432/lr`` are one database), and a SQLite file as its absolute path (the
+    same ``sqlite:///lrsearch.db`` from two working directories is two databases).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return redact(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ":memory:"
+        if database != ":memory:":
+            database = str(Path(database).expanduser().resolve())
+        return f"sqlite:///{database}"
+    host = (parsed.host or "").lower()
+    if parsed.port is not None and parsed.port != _DEFAULT_PORTS.get(backend):
+        host += f":{parsed.port}"
+    query = "&".join(f"{key}={value}" for key, value in sorted(parsed.query.items())
+                     if key not in ("password", "user"))
+    return f"{backend}://{host}/{parsed.database or ''}" + (f"?{query}" if query else "")
+
+
 def _is_disconnect(error: BaseException) -> bool:
     """True for errors that mean 'the database is unreachable', not 'the request was wrong'."""
     import optuna

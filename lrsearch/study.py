@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from lrsearch import checkpoints, lrfind
+from lrsearch import checkpoints, lrfind, owners
 from lrsearch import config as niftynet_config
 from lrsearch.engines import Runtime, get_runtime
 from lrsearch.engines.checks import check_gpu_request
@@ -32,7 +33,7 @@ from lrsearch.live import LiveTrial
 from lrsearch.objectives import DIRECTION, parse_objective
 from lrsearch.progress import Progress
 from lrsearch.space import SearchSpace, load_space
-from lrsearch.storage import HEARTBEAT_SECONDS, open_storage, redact, study_lock
+from lrsearch.storage import HEARTBEAT_SECONDS, fingerprint, open_storage, redact, study_lock
 from lrsearch.trial import TrialContext, TrialFailed, TrialInterrupted, run_trial
 
 logger = logging.getLogger("lrsearch")
@@ -176,7 +177,10 @@ def prepare(
     if not isinstance(runtime, Runtime):
         runtime = get_runtime(runtime or space.runtime, python, report)
     check_gpu_request(cfg, runtime)  # a GPU config must not silently train on the CPU
-    open_storage(storage_url)  # fail now, before anything is written
+    storage = open_storage(storage_url)  # fail now, before anything is written
+    # another study's runs folder is refused before its split is read or anything written
+    owners.check_runs_dir(runs, _owner(storage, storage_url, name), storage,
+                          fix=_runs_dir_fix(runs_dir))
     split_file, validation = _study_split(cfg, dataset, runs)
     context = TrialContext(
         config=cfg,
@@ -191,6 +195,17 @@ def prepare(
     )
     return StudyPlan(name, storage_url, space, context, trials, timeout, seed,
                      slots or make_slots(), heartbeat, lr_bounds)
+
+
+def _owner(storage, storage_url: str, name: str) -> owners.Owner:
+    """This study as a folder owner (uid None while it does not exist yet)."""
+    return owners.Owner(fingerprint(storage_url), name, owners.study_uid(storage, name)[1])
+
+
+def _runs_dir_fix(runs_dir: Path | None) -> str:
+    if runs_dir is not None:
+        return "give --runs-dir another folder"
+    return "give --runs-dir another folder or --study another name"
 
 
 def _checkpoint_store(directory: Path | None) -> Path | None:
@@ -291,7 +306,20 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         study.set_user_attr("runs_dir", str(ctx.runs_dir))
         study.set_user_attr("objective", ctx.objective)
         study.set_user_attr("validation_subjects", list(ctx.validation_subjects))
+    # under the study lock: workers opening a new study together must agree on its uid
+    with study_lock(plan.storage_url, plan.name):
+        if owners.UID_ATTR not in study.user_attrs:
+            study.set_user_attr(owners.UID_ATTR, uuid.uuid4().hex)
     return study
+
+
+def _claim_runs_dir(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
+    """Records this study as the owner of its runs folder (``prepare`` checked it; another
+    study may have claimed it since); its trials mark theirs."""
+    me = owners.Owner(fingerprint(plan.storage_url), plan.name,
+                      study.user_attrs[owners.UID_ATTR])
+    owners.claim_runs_dir(plan.context.runs_dir, me, study._storage, fix=_runs_dir_fix(None))
+    return dataclasses.replace(plan, context=dataclasses.replace(plan.context, owner=me))
 
 
 class Workers:
@@ -393,6 +421,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_or_create(plan)
+    plan = _claim_runs_dir(study, plan)
     plan = _share_checkpoint_store(study, plan)
     # A study searched within its range test's bounds keeps them: a worker started without
     # --lr-bounds auto must not widen the search of the others.

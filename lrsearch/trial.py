@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import optuna
 
-from lrsearch import __version__, checkpoints
-from lrsearch.config import Dataset, NiftyNetConfig
+from lrsearch import __version__, checkpoints, owners
+from lrsearch.config import Dataset, NiftyNetConfig, write_file_lists
 from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runtime
 from lrsearch.engines.console import ValidationRounds, parse_line
 from lrsearch.engines.process import ChildProcess
@@ -70,6 +70,7 @@ class TrialContext:
     runtime: Runtime
     objective: str = "final_dice"  # see lrsearch.objectives
     checkpoint_store: Path | None = None  # artifact store for checkpoints (lrsearch.checkpoints)
+    owner: owners.Owner | None = None  # the study, recorded in each trial folder it writes
 
     def trial_dir(self, number: int) -> Path:
         return self.runs_dir / f"trial-{number:04d}"
@@ -113,14 +114,18 @@ def checkpoint_iteration(model_dir: Path) -> int | None:
 def find_resume(trial: optuna.Trial, ctx: TrialContext | None = None) -> Resume | None:
     """A retry inherits its original's user attributes (run_dir, checkpoint_artifact) and
     intermediate values: it resumes in the original's run folder when this node sees its
-    checkpoint, else from the checkpoint store into a folder of its own."""
+    checkpoint (and the folder is still this study's), else from the checkpoint store into a
+    folder of its own."""
     run_dir = trial.user_attrs.get("run_dir")
+    if run_dir and ctx is not None and not owners.is_own(Path(run_dir), ctx.owner):
+        run_dir = None  # another study's now: its checkpoints are not this trial's
     record = trial.user_attrs.get(checkpoints.ATTR)
     iteration = checkpoint_iteration(Path(run_dir) / "model") if run_dir else None
     directory = Path(run_dir) if run_dir else None
     if ctx is not None and ctx.checkpoint_store is not None and record and \
             record.get("iteration", 0) > (iteration or 0):
         own = ctx.trial_dir(trial.number)
+        _clear_stale(ctx, own)
         store = checkpoints.open_store(ctx.checkpoint_store)
         restored = checkpoints.restore(store, record, own / "model")
         if restored:
@@ -143,10 +148,14 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
     directory = resume.directory if resume else ctx.trial_dir(number)
     directory.mkdir(parents=True, exist_ok=True)
     model_dir = directory / "model"
-    if resume is None and model_dir.exists():
-        # a folder left by a deleted study of the same name: its checkpoints and
-        # segmentations must not be taken for this trial's
-        shutil.rmtree(model_dir)
+    if resume is None:
+        _clear(directory)
+    else:  # its original's console.log goes on, with a line saying where it picks up
+        with (directory / "console.log").open("a", encoding="utf-8") as log:
+            log.write(f"--- lrsearch: trial {number} resumes from the checkpoint of iteration "
+                      f"{resume.iteration} ---\n")
+    if ctx.owner is not None:
+        owners.write(directory, ctx.owner)
     changes = {
         "SYSTEM": {"model_dir": str(model_dir), "dataset_split_file": str(ctx.split_file)},
         "TRAINING": {
@@ -157,7 +166,7 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
         },
         "INFERENCE": {"save_seg_dir": str(model_dir / "segmentation"), "inference_iter": -1},
     }
-    changes.update(_file_lists(ctx, directory))
+    changes.update(write_file_lists(ctx.dataset, directory))
     if setup.optimiser:
         changes["TRAINING"]["optimiser"] = setup.optimiser
     if gpu is not None:
@@ -177,20 +186,18 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
     return config_path, schedule_path, infer_split
 
 
-def _file_lists(ctx: TrialContext, directory: Path) -> dict[str, dict[str, str]]:
-    """The trial's own NiftyNet file list (``csv_file``) per input section, from the study's scan.
+def _clear(directory: Path) -> None:
+    """A new trial's folder holds nothing of an earlier one: a folder of a deleted study
+    (the runs folder was taken over) must not lend its checkpoints, segmentations or log."""
+    if (directory / "model").exists():
+        shutil.rmtree(directory / "model")
+    (directory / "console.log").unlink(missing_ok=True)
 
-    Without an existing ``csv_file`` NiftyNet searches ``path_to_search`` at every start and
-    writes what it found to ``<folder of dataset_split_file>/<section>.csv``: one file for all
-    trials of a study, so trials starting together read each other's half-written lists and
-    fail ("the column is empty", ValueError). A ``csv_file`` that exists is read as it is.
-    """
-    changes = {}
-    for section, files in ctx.dataset.files.items():
-        path = directory / f"{section}.csv"
-        path.write_text("".join(f"{subject},{files[subject]}\n" for subject in sorted(files)))
-        changes[section] = {"csv_file": str(path)}
-    return changes
+
+def _clear_stale(ctx: TrialContext, directory: Path) -> None:
+    """Clears a trial folder another study marked: one whose runs folder this study took over."""
+    if not owners.is_own(directory, ctx.owner):
+        _clear(directory)
 
 
 def inference_run(config_path: Path, infer_split: Path) -> list[str]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import optuna
 import pytest
 
 from lrsearch import cli
-from lrsearch.config import load_config
+from lrsearch.config import load_config, scan_data
 from lrsearch.paths import DEFAULT_SPACE
 from lrsearch.schedules import from_dict
 from lrsearch.space import load_space
@@ -38,6 +39,10 @@ def setup(tmp_path_factory):
     return url, split
 
 
+def setup_config(url: str) -> str:
+    return optuna.load_study(study_name="exp", storage=url).user_attrs["config"]
+
+
 def _export(url, *args, capsys) -> list[str]:
     assert cli.main(["export", "--storage", url, *args]) == 0
     return capsys.readouterr().out.strip().splitlines()
@@ -59,6 +64,15 @@ def test_export_writes_config_schedule_and_command(setup, tmp_path, capsys):
     assert "model_dir = /" in target.read_text()  # absolute in the file itself
     spec = json.loads((tmp_path / "out" / "trial1.schedule.json").read_text())
     assert spec == {"schedule": trial.user_attrs["schedule"], "history": []}
+    # its own file lists beside it: NiftyNet would otherwise write them next to the study's
+    # split file, shared by every exported run and the study's own trials
+    data = scan_data(load_config(setup_config(url)), read_data=False).files
+    assert set(cfg.inputs) == set(data)
+    for section, files in data.items():
+        listed = cfg.inputs[section].csv_file
+        assert Path(listed) == tmp_path / "out" / f"trial1.{section}.csv"
+        rows = dict(line.split(",") for line in Path(listed).read_text().splitlines())
+        assert {subject: Path(path) for subject, path in rows.items()} == files
 
     words = shlex.split(lines[-1])
     assert words[0] == f"LRSEARCH_SCHEDULE={tmp_path / 'out' / 'trial1.schedule.json'}"

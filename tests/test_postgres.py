@@ -111,7 +111,9 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
                       for line in (model / "training_niftynet_log").read_text().splitlines()
                       if "training iter " in line)
 
-    b = worker(config, postgres.url, "killed", 1, 40, "--heartbeat", "2", log=log_b)
+    # this worker's URL has no password: the same storage, so the run folder is the study's
+    b = worker(config, postgres.url.replace(":pw-not-needed@", "@"), "killed", 1, 40,
+               "--heartbeat", "2", log=log_b)
     wait(b, 600, log_b)
     trials = optuna.load_study(study_name="killed", storage=postgres.url).get_trials()
     assert [t.state for t in trials] == [State.FAIL, State.COMPLETE], log_b.read_text()[-2000:]

@@ -69,8 +69,10 @@ def test_a_new_trial_clears_a_stale_model_folder_and_a_resumed_one_keeps_it(tmp_
     stale = ctx.trial_dir(0) / "model" / "segmentation" / "inferred.csv"
     stale.parent.mkdir(parents=True)
     stale.write_text("IXI000,/old/seg.nii.gz\n")  # a deleted study's trial 0
+    (ctx.trial_dir(0) / "console.log").write_text("the deleted study's console\n")
     write_trial_files(ctx, 0, setup)
     assert not stale.exists()
+    assert not (ctx.trial_dir(0) / "console.log").exists()  # the new trial starts its own
 
     checkpoint = ctx.trial_dir(1) / "model" / "models" / "checkpoint"
     checkpoint.parent.mkdir(parents=True)
