@@ -966,8 +966,8 @@ class NiftyNetConfig:
                 lines.append(f"{key} = {text}".rstrip())
             # NiftyNet ignores these where the source file set them; leaving them out changes
             # nothing and keeps their unparsed values out of this file.
-            lines += [f"# {key} (set here in {self.path.name}) left out: NiftyNet ignores it "
-                      f"in [{section}]" for key in self.misplaced.get(section, {})]
+            lines += [f"# {self.path.name} sets {key} here, where NiftyNet ignores it: left out"
+                      for key in self.misplaced.get(section, {})]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -1883,8 +1883,8 @@ def _check_window_fits(cfg: NiftyNetConfig, subject: str, path: Path, transforme
     """A window against one subject's padded image: NiftyNet's samplers refuse a longer window
     (sampler_uniform_v2._infer_spatial_size, sampler_grid_v2.grid_spatial_coordinates), and a
     length <= 0 becomes the image's length (image_window._complete_partial_window_sizes), which
-    the network must accept."""
-    if not window:
+    the network must accept. The resize sampler scales the whole image to the window instead."""
+    if not window or cfg.get("NETWORK", "window_sampling") == "resize":
         return
     size = f"{_fmt_shape(padded)} voxels ({'after axcodes/pixdim and ' if transformed else ''}" \
            "after volume padding)"

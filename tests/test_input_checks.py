@@ -194,6 +194,8 @@ def test_inference_window_longer_than_a_validation_image_is_refused(tmp_path, mo
     assert "subject 'IXI001_'" in message and "IXI001_orig.nii.gz is 24×24×23 voxels" in message
     assert "[INFERENCE] spatial_window_size = 24, 24, 24" in message
     assert "use a window of at most 24, 24, 23" in message
+    resized = cfg.with_values({"NETWORK": {"window_sampling": "resize"}})
+    nc.check_inference_window(resized, data, ["IXI001_"])  # the resize sampler scales instead
 
 
 def test_whole_image_inference_window_the_network_cannot_take_is_refused(tmp_path, monkeypatch):
