@@ -1340,16 +1340,18 @@ def _stored_label_mapping(cfg: NiftyNetConfig, section: str) -> tuple[Path, int]
     if not cfg.is_set("NETWORK", "histogram_ref_file"):
         return None  # the default file is under each trial's own model folder: made afresh
     path = cfg.model_path("NETWORK", "histogram_ref_file")
-    key = _standard_section(f"label_{section}-from")  # DiscreteLabelNormalisationLayer.key
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    for line in lines:
-        parts = line.split()
-        if len(line) > 2 and len(parts) >= 2 and parts[0] == key:
-            return path, len(parts) - 1
-    return None
+    # histogram_standardisation.read_mapping_file; DiscreteLabelNormalisationLayer.key and
+    # is_ready: both the "-from" and the "-to" line must be there, else NiftyNet learns anew
+    mapping = {parts[0]: parts[1:] for parts in (line.split() for line in lines)
+               if len(parts) >= 2}
+    keys = [_standard_section(f"label_{section}-{end}") for end in ("from", "to")]
+    if not all(key in mapping for key in keys):
+        return None
+    return path, len(mapping[keys[0]])
 
 
 def check_labels(cfg: NiftyNetConfig, dataset: Dataset,

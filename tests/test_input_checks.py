@@ -86,7 +86,8 @@ def refusal(cfg: nc.NiftyNetConfig) -> str:
 
 GEOMETRY_CASES = [((), ("R", "A", "S")), ((1.0, 1.0, 1.0), ("R", "A", "S")),
                   ((1.1, 0.7, 2.3), ()), ((1.1, 0.7, 2.3), ("L", "P", "S")),
-                  ((0.8, 0.8, 0.8), ("S", "R", "A"))]
+                  ((0.8, 0.8, 0.8), ("S", "R", "A")),
+                  ((3.0, 4.0, 6.0), ())]  # 14 × 1/4 = 3.5 and 9 × 3/6 = 4.5: both round to 4
 
 NIFTYNET_READER = r"""
 import json, sys
@@ -114,6 +115,7 @@ def test_shapes_after_axcodes_and_pixdim_are_niftynets(tmp_path):
         section = nc.InputSection("x", (), (), (), "", (), pixdim, axcodes, 0, None, "")
         ours.append(list(nc._niftynet_grid(None, section, info, path)))
     assert ours[0] == [14, 20, 9]  # reoriented: axes swapped, no resampling
+    assert ours[-1] == [10, 4, 4]  # scipy.ndimage.zoom's round(): halves to even
     result = subprocess.run(
         [sys.executable, "-c", NIFTYNET_READER, str(path), json.dumps(GEOMETRY_CASES)],
         capture_output=True, text=True, timeout=300,
@@ -269,6 +271,24 @@ def test_label_normalisation_needs_as_many_values_as_classes(tmp_path, monkeypat
     message = str(err.value)
     assert "num_classes = 2, but label_normalisation maps the 3 distinct values" in message
     assert "(0, 5, 7)" in message and "set num_classes = 3" in message
+
+
+def test_a_stored_label_mapping_must_have_as_many_values_as_classes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = label_case(tmp_path, {"000": (0, 1), "001": (0, 1)}, 2, normalise=True)
+    mapping = tmp_path / "mapping.txt"
+    config.write_text(config.read_text().replace(
+        "[NETWORK]\n", f"[NETWORK]\nhistogram_ref_file = {mapping}\n"))
+    cfg = nc.load_config(config)
+    data = nc.scan_data(cfg)
+    # as NiftyNet writes it after learning three values from other labels
+    mapping.write_text("label_brain-from 0.0 1.0 2.0\nlabel_brain-to 0 1 2\n")
+    with pytest.raises(DataError) as err:
+        nc.check_labels(cfg, data)
+    assert f"{mapping} holds a label mapping of 3 values for [brain]" in str(err.value)
+    assert "delete the file" in str(err.value)
+    mapping.write_text("label_brain-from 0.0 1.0 2.0\n")  # incomplete: NiftyNet learns anew
+    nc.check_labels(cfg, data)
 
 
 def test_label_values_come_from_the_cache_when_the_file_is_known(tmp_path, monkeypatch):
