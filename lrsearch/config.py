@@ -1,8 +1,9 @@
 """NiftyNet 0.6.0 segmentation configs: INI → typed, validated config; nothing else reads the INI.
 
 Every rule here is taken from NiftyNet's own source (paths below are inside the ``niftynet``
-package), so a config that passes :func:`load_config`, :func:`check_window` and
-:func:`scan_data` does not fail in NiftyNet for a reason that could have been seen up front:
+package), so a config that passes :func:`load_config`, :func:`check_training`,
+:func:`scan_data`, :func:`check_labels` and :func:`check_inference_window` does not fail in
+NiftyNet for a reason that could have been seen up front:
 
 * keys, types and defaults: ``utilities/user_parameters_default.py`` and the SEGMENTATION part
   of ``utilities/user_parameters_custom.py``; value parsing: ``user_parameters_helper.py`` and
@@ -16,8 +17,13 @@ package), so a config that passes :func:`load_config`, :func:`check_window` and
   (``path_to_search``: working directory, then the NiftyNet home folder).
 * subject ids and file matching: ``utilities/filename_matching.py``, ``utilities/util_csv.py``
   and ``io/image_sets_partitioner.py``.
-* window sizes: ``network/*.py`` (see :data:`WINDOW_RULES`), ``engine/image_window.py`` and
-  ``engine/sampler_uniform_v2.py``.
+* window sizes: ``network/*.py`` (see :data:`WINDOW_RULES`), ``engine/image_window.py``,
+  ``engine/sampler_uniform_v2.py`` and ``engine/sampler_grid_v2.py`` (inference).
+* image shapes: ``io/image_type.py`` (``SpatialImage3D.shape``) and ``io/misc_io.py``
+  (``correct_image_if_necessary``, ``compute_orientation``, ``do_resampling``), from the
+  headers; ``layer/pad.py`` for volume padding.
+* label values: ``application/segmentation_application.py`` and
+  ``layer/discrete_label_normalisation.py``.
 """
 
 from __future__ import annotations
@@ -1498,20 +1504,13 @@ class LabelValues:
     def of(cls, data) -> LabelValues:
         import numpy
 
-        flat = numpy.asarray(data).reshape(-1)
-        if flat.size == 0:
+        distinct = numpy.unique(numpy.asarray(data))  # sorted; 0.15 s for a 256×256×150 mask
+        if distinct.size == 0:
             return cls(0, 0.0, 0.0, True, ())
-        low, high = flat.min(), flat.max()
-        if flat.dtype.kind in "biu" and int(high) - int(low) < 1 << 20:
-            # counting is linear; np.unique sorts (seconds for a 256³ volume)
-            present = numpy.flatnonzero(numpy.bincount((flat - low).astype(numpy.int64)))
-            distinct = present + int(low)
-        else:
-            distinct = numpy.unique(flat)
         values = [float(v) for v in distinct]
         integer = all(math.isfinite(v) and v == int(v) for v in values)
         kept = tuple(values) if len(values) <= _MAX_LABEL_VALUES else None
-        return cls(len(values), float(low), float(high), integer, kept)
+        return cls(len(values), values[0], values[-1], integer, kept)
 
     def to_json(self) -> dict:
         return {"count": self.count, "low": self.low, "high": self.high,
