@@ -1,21 +1,29 @@
 """NiftyNet 0.6.0 segmentation configs: INI → typed, validated config; nothing else reads the INI.
 
 Every rule here is taken from NiftyNet's own source (paths below are inside the ``niftynet``
-package), so a config that passes :func:`load_config`, :func:`check_window` and
-:func:`scan_data` does not fail in NiftyNet for a reason that could have been seen up front:
+package), so a config that passes :func:`load_config`, :func:`check_training`,
+:func:`scan_data`, :func:`check_labels` and :func:`check_inference_window` does not fail in
+NiftyNet for a reason that could have been seen up front:
 
 * keys, types and defaults: ``utilities/user_parameters_default.py`` and the SEGMENTATION part
   of ``utilities/user_parameters_custom.py``; value parsing: ``user_parameters_helper.py`` and
   ``user_parameters_regex.py``. NiftyNet checks key names against the union of all sections and
-  silently ignores a key set in the wrong section; lrsearch rejects it and names the right one.
+  silently ignores a known key set in the wrong section (``user_parameters_parser.py``: the
+  section parser's ``set_defaults`` stores it, unread and unparsed); lrsearch does the same and
+  warns (:attr:`NiftyNetConfig.warnings`), naming the section NiftyNet reads it in.
 * paths: ``utilities/user_parameters_parser.py`` (default ``model_dir``), ``__init__.py`` main
   (``dataset_split_file`` and friends relative to ``model_dir``), ``io/misc_io.py``
   (``resolve_module_dir``, ``to_absolute_path``) and ``utilities/filename_matching.py``
   (``path_to_search``: working directory, then the NiftyNet home folder).
 * subject ids and file matching: ``utilities/filename_matching.py``, ``utilities/util_csv.py``
   and ``io/image_sets_partitioner.py``.
-* window sizes: ``network/*.py`` (see :data:`WINDOW_RULES`), ``engine/image_window.py`` and
-  ``engine/sampler_uniform_v2.py``.
+* window sizes: ``network/*.py`` (see :data:`WINDOW_RULES`), ``engine/image_window.py``,
+  ``engine/sampler_uniform_v2.py`` and ``engine/sampler_grid_v2.py`` (inference).
+* image shapes: ``io/image_type.py`` (``SpatialImage3D.shape``) and ``io/misc_io.py``
+  (``correct_image_if_necessary``, ``compute_orientation``, ``do_resampling``), from the
+  headers; ``layer/pad.py`` for volume padding.
+* label values: ``application/segmentation_application.py`` and
+  ``layer/discrete_label_normalisation.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import configparser
 import contextlib
 import csv
+import dataclasses
 import difflib
 import json
 import math
@@ -51,6 +60,10 @@ __all__ = [
     "KeySpec",
     "NiftyNetConfig",
     "WindowRule",
+    "ImageInfo",
+    "LabelValues",
+    "check_inference_window",
+    "check_labels",
     "check_model_dir",
     "check_training",
     "check_window",
@@ -59,6 +72,7 @@ __all__ = [
     "niftynet_home",
     "read_split",
     "scan_data",
+    "split_phases",
     "write_split",
 ]
 
@@ -256,6 +270,14 @@ INPUT_REFERENCES = ("image", "label", "weight", "sampler", "inferred", "value")
 _TRAINING_INPUTS = ("image", "label", "weight", "sampler")  # readers of the train action
 
 FIXED_SECTIONS = ("SYSTEM", "NETWORK", "TRAINING", "INFERENCE", "EVALUATION", "SEGMENTATION")
+
+# Keys of NiftyNet's other applications (user_parameters_custom.py: REGRESSION, GAN,
+# AUTOENCODER, REGISTRATION, CLASSIFICATION sections). NiftyNet's key check takes the union of
+# every application's keys, so these pass anywhere and segmentation never reads them.
+_OTHER_APPLICATION_KEYS = frozenset({
+    "error_map", "inference_type", "loss_border", "n_interpolations", "noise_size",
+    "noise_stddev",
+})
 
 SCHEMA: dict[str, dict[str, KeySpec]] = {
     "SYSTEM": {
@@ -526,6 +548,33 @@ def _bad_value(where: _Where, section: str, key: str, value: object, spec: KeySp
     return ConfigError(message)
 
 
+def _owners(section: str, key: str) -> list[str]:
+    """The sections other than ``section``'s own table that NiftyNet reads ``key`` in."""
+    own = section if section in FIXED_SECTIONS else INPUT
+    return [s for s in (*FIXED_SECTIONS, INPUT) if s != own and key in SCHEMA[s]]
+
+
+def _misplaced_warning(where: _Where, section: str, key: str,
+                       applied: Mapping[str, Mapping[str, object]]) -> str:
+    """One line: a known key in a section where NiftyNet ignores it, and where it belongs."""
+    owners = _owners(section, key)
+    if not owners:
+        return (f"{where.key(section, key)}: [{section}] {key} is ignored: it is a key of "
+                "another NiftyNet application, segmentation never reads it; remove it")
+    places = " or ".join("an input section" if o == INPUT else f"[{o}]" for o in owners)
+    owner = owners[0]
+    spec = SCHEMA[owner][key]
+    if len(owners) > 1 or owner == INPUT:
+        effect = ""
+    elif key in applied.get(owner, {}):
+        effect = f" (its [{owner}] value {spec.format(applied[owner][key])} applies)"
+    else:
+        shown = spec.format(spec.default)
+        effect = f" (its default {shown} applies)" if shown else ""
+    return (f"{where.key(section, key)}: [{section}] {key} is ignored: NiftyNet reads {key} "
+            f"only in {places}{effect}; move it there to use it")
+
+
 def _typed(where: _Where, section: str, key: str, value: object, from_text: bool) -> object:
     spec = _spec_table(section).get(key)
     if spec is None:
@@ -557,9 +606,14 @@ def _check_choice(where: _Where, section: str, key: str, value: object, spec: Ke
                      f"{reason}; did you mean '{_nearest(text, spec.choices)}'?")
 
 
-def _validate(where: _Where, values: dict[str, dict[str, object]], from_text: bool
+def _validate(where: _Where, values: dict[str, dict[str, object]], from_text: bool,
+              misplaced: dict[str, dict[str, str]] | None = None
               ) -> dict[str, dict[str, object]]:
-    """Types every value and checks the section structure; returns the typed values."""
+    """Types every value and checks the section structure; returns the typed values.
+
+    With ``misplaced`` (reading a file), a key NiftyNet knows but ignores in its section is
+    moved there untyped, as NiftyNet stores it, instead of being refused.
+    """
     typed: dict[str, dict[str, object]] = {}
     # SEGMENTATION first: it decides which other sections are input sections.
     order = sorted(values, key=lambda s: s != "SEGMENTATION")
@@ -575,6 +629,10 @@ def _validate(where: _Where, values: dict[str, dict[str, object]], from_text: bo
             )
         typed[section] = {}
         for key, value in values[section].items():
+            if misplaced is not None and key not in _spec_table(section) and (
+                    _owners(section, key) or key in _OTHER_APPLICATION_KEYS):
+                misplaced.setdefault(section, {})[key] = value
+                continue
             typed[section][key] = _typed(where, section, key, value, from_text)
         if section == "SEGMENTATION":
             for ref in INPUT_REFERENCES:
@@ -617,8 +675,10 @@ def load_config(path: str | os.PathLike) -> NiftyNetConfig:
     ini = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
     raw, section_lines, key_lines = _read_ini(ini)
     where = _Where(ini, section_lines, key_lines)
-    values = _validate(where, raw, from_text=True)
-    return NiftyNetConfig(ini, _freeze(values), _lines=(section_lines, key_lines))
+    misplaced: dict[str, dict[str, str]] = {}
+    values = _validate(where, raw, from_text=True, misplaced=misplaced)
+    return NiftyNetConfig(ini, _freeze(values), _lines=(section_lines, key_lines),
+                          misplaced=_freeze(misplaced))
 
 
 # --------------------------------------------------------------------------------------------
@@ -739,6 +799,16 @@ class NiftyNetConfig:
     path: Path
     values: Mapping[str, Mapping[str, object]]
     _lines: tuple[Mapping, Mapping] = field(default=({}, {}), repr=False, compare=False)
+    # keys the file sets where NiftyNet ignores them (section → key → text), kept for warnings
+    misplaced: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per key NiftyNet accepts but ignores where the file sets it."""
+        where = self._where()
+        return tuple(_misplaced_warning(where, section, key, self.values)
+                     for section, keys in self.misplaced.items() for key in keys)
 
     # -- lookup ------------------------------------------------------------------------------
     def get(self, section: str, key: str) -> object:
@@ -879,7 +949,8 @@ class NiftyNetConfig:
                     values.setdefault(section, {})[key] = value
         # Re-validate everything: values already typed coerce to themselves.
         checked = _validate(self._where(" (with_values)"), values, from_text=False)
-        return NiftyNetConfig(self.path, _freeze(checked), _lines=self._lines)
+        return NiftyNetConfig(self.path, _freeze(checked), _lines=self._lines,
+                              misplaced=self.misplaced)
 
     def write(self, path: str | os.PathLike) -> None:
         """Writes an INI NiftyNet parses to this config, with every path absolute."""
@@ -899,6 +970,10 @@ class NiftyNetConfig:
             for key, value in keys.items():
                 text = self._text_for_file(section, key, value)
                 lines.append(f"{key} = {text}".rstrip())
+            # NiftyNet ignores these where the source file set them; leaving them out changes
+            # nothing and keeps their unparsed values out of this file.
+            lines += [f"# {self.path.name} sets {key} here, where NiftyNet ignores it: left out"
+                      for key in self.misplaced.get(section, {})]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -1110,6 +1185,29 @@ def check_training(cfg: NiftyNetConfig) -> None:
             f"{where}: [NETWORK] name = scalenet needs at least two image modalities "
             "([SEGMENTATION] image = T1, T2 …)"
         )
+    if cfg.get("SEGMENTATION", "label_normalisation") and not cfg.get(
+            "NETWORK", "histogram_ref_file"):
+        raise ConfigError(
+            f"{where}: [SEGMENTATION] label_normalisation = True needs [NETWORK] "
+            "histogram_ref_file (NiftyNet keeps the label mapping there and fails without "
+            "one); set histogram_ref_file or label_normalisation = False"
+        )
+    for name in (g for group in _TRAINING_INPUTS for g in cfg.get("SEGMENTATION", group)):
+        section = cfg.inputs[name]
+        if section.axcodes:
+            try:
+                _orientation(section.axcodes, ("R", "A", "S"))
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: [{name}] axcodes = {', '.join(section.axcodes)}: NiftyNet "
+                    "needs three axis codes, one of L/R, one of A/P and one of S/I, e.g. "
+                    "axcodes = R, A, S"
+                ) from None
+        if section.pixdim and len(section.pixdim) < 3:
+            raise ConfigError(
+                f"{where}: [{name}] pixdim = {_fmt_window(section.pixdim)}: NiftyNet resamples "
+                "3-D images to one voxel size per axis; give three, e.g. pixdim = 1.0, 1.0, 1.0"
+            )
     for name in (*cfg.image_sections, *cfg.label_sections):
         if cfg.get(name, "csv_data_file"):
             raise ConfigError(
@@ -1203,7 +1301,126 @@ class Dataset:
 
     subjects: tuple[str, ...]
     files: dict[str, dict[str, Path]]  # input section → subject id → file
-    shapes: dict[str, tuple[int, ...]]  # subject id → spatial shape of its (first) image
+    # subject id → spatial shape of its (first) image as NiftyNet reads it (after axcodes and
+    # pixdim, before volume padding)
+    shapes: dict[str, tuple[int, ...]]
+    # label section → subject id → the label file's values (files read in full only)
+    label_values: dict[str, dict[str, LabelValues]] = field(default_factory=dict)
+
+
+def check_inference_window(cfg: NiftyNetConfig, dataset: Dataset,
+                           subjects: Iterable[str]) -> None:
+    """Raises DataError when NiftyNet's inference (grid sampler) cannot segment a subject.
+
+    Inference cuts ``[INFERENCE] spatial_window_size`` (the image sections' window when unset)
+    from each padded image: a longer window fails, and a length <= 0 is the whole image's
+    length, which the network must accept (HighRes3DNet: multiples of 8).
+    """
+    window = cfg.get("INFERENCE", "spatial_window_size")
+    what = f"[INFERENCE] spatial_window_size = {_fmt_window(window)}"
+    if not window:
+        found = _group_window(cfg, "image", str(cfg.path))
+        if found is None:
+            return
+        window = found[1]
+        what = (f"the window [{found[0]}] spatial_window_size = {_fmt_window(window)} (used for "
+                "inference: [INFERENCE] sets none)")
+    what += ", with which NiftyNet segments the validation subjects after training"
+    first = cfg.image_sections[0]
+    for subject in subjects:
+        path = dataset.files[first][subject]
+        shape = dataset.shapes[subject]
+        _check_window_fits(cfg, subject, path, cfg.inputs[first].resamples,
+                           _padded(shape, cfg), window, what, section="INFERENCE")
+
+
+def _normalises_labels(cfg: NiftyNetConfig) -> bool:
+    # segmentation_application.initialise_dataset_loader: the mapping layer exists only with
+    # both label_normalisation and a histogram_ref_file
+    return bool(cfg.get("SEGMENTATION", "label_normalisation")
+                and cfg.get("NETWORK", "histogram_ref_file"))
+
+
+def _stored_label_mapping(cfg: NiftyNetConfig, section: str) -> tuple[Path, int] | None:
+    """The label mapping NiftyNet would reuse from histogram_ref_file (path, number of values)."""
+    if not cfg.is_set("NETWORK", "histogram_ref_file"):
+        return None  # the default file is under each trial's own model folder: made afresh
+    path = cfg.model_path("NETWORK", "histogram_ref_file")
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    # histogram_standardisation.read_mapping_file; DiscreteLabelNormalisationLayer.key and
+    # is_ready: both the "-from" and the "-to" line must be there, else NiftyNet learns anew
+    mapping = {parts[0]: parts[1:] for parts in (line.split() for line in lines)
+               if len(parts) >= 2}
+    keys = [_standard_section(f"label_{section}-{end}") for end in ("from", "to")]
+    if not all(key in mapping for key in keys):
+        return None
+    return path, len(mapping[keys[0]])
+
+
+def check_labels(cfg: NiftyNetConfig, dataset: Dataset,
+                 training: Iterable[str] | None = None) -> None:
+    """Raises DataError when the label values do not fit ``num_classes`` as NiftyNet uses them.
+
+    Without label normalisation the values are class indices: integers 0..num_classes-1 in
+    every label file (the loss fails on others). With it (layer/discrete_label_normalisation.py)
+    the distinct values of the training subjects' labels map to 0..k-1, and NiftyNet stops
+    unless k equals num_classes. Files not read in full (``scan_data(read_data=False)``) are
+    not checked.
+    """
+    classes = cfg.num_classes
+    if classes < 2 or not cfg.label_sections:
+        return  # check_training's to refuse
+    section = cfg.label_sections[0]
+    known = dataset.label_values.get(section, {})
+    if _normalises_labels(cfg):
+        stored = _stored_label_mapping(cfg, section)
+        if stored is not None:
+            if stored[1] != classes:
+                raise DataError(
+                    f"{stored[0]} holds a label mapping of {stored[1]} values for [{section}] "
+                    f"that NiftyNet reuses, but [SEGMENTATION] num_classes = {classes}: delete "
+                    f"the file (NiftyNet learns the mapping again) or set num_classes = "
+                    f"{stored[1]} in {cfg.path}"
+                )
+            return
+        chosen = dataset.subjects if training is None else tuple(training)
+        summaries = [known[s] for s in chosen if s in known]
+        if not summaries:
+            return
+        union: set[float] = set()
+        for summary in summaries:
+            union.update(summary.values or ())
+        many = max(s.count for s in summaries)
+        if any(s.values is None for s in summaries) or len(union) > _MAX_LABEL_VALUES:
+            found = f"more than {max(many, _MAX_LABEL_VALUES)} distinct values"
+            count = max(many, len(union))
+        else:
+            found = str(LabelValues(len(union), min(union), max(union), True,
+                                    tuple(sorted(union))))
+            count = len(union)
+        if count != classes:
+            raise DataError(
+                f"{cfg.path}: [SEGMENTATION] num_classes = {classes}, but label_normalisation "
+                f"maps the {count} distinct values of the training labels [{section}] "
+                f"({found}) to 0..{count - 1}, and NiftyNet stops unless both agree; set "
+                f"num_classes = {count} or fix the label files"
+            )
+        return
+    for name in cfg.label_sections:
+        for subject, summary in dataset.label_values.get(name, {}).items():
+            if summary.integer and summary.low >= 0 and summary.high <= classes - 1:
+                continue
+            path = dataset.files[name][subject]
+            raise DataError(
+                f"subject '{subject}': [{name}] {path} holds the values {summary}, but "
+                f"[SEGMENTATION] num_classes = {classes} takes the integers 0..{classes - 1} "
+                "(without label_normalisation NiftyNet uses label values as class indices); "
+                f"set label_normalisation = True to map the values to 0..k-1, or fix "
+                f"num_classes in {cfg.path}"
+            )
 
 
 def _section_files(cfg: NiftyNetConfig, section: InputSection) -> dict[str, Path]:
@@ -1270,6 +1487,73 @@ def verified_images_path() -> Path:
     return cache_dir() / "verified-images.json"
 
 
+_MAX_LABEL_VALUES = 1000  # above this, a label file is summarised (NiftyNet warns from 500)
+
+
+@dataclass(frozen=True)
+class LabelValues:
+    """The distinct voxel values of a label file: all of them, or a summary when there are many."""
+
+    count: int
+    low: float
+    high: float
+    integer: bool
+    values: tuple[float, ...] | None = None  # None when count > _MAX_LABEL_VALUES
+
+    @classmethod
+    def of(cls, data) -> LabelValues:
+        import numpy
+
+        distinct = numpy.unique(numpy.asarray(data))  # sorted; 0.15 s for a 256×256×150 mask
+        if distinct.size == 0:
+            return cls(0, 0.0, 0.0, True, ())
+        values = [float(v) for v in distinct]
+        integer = all(math.isfinite(v) and v == int(v) for v in values)
+        kept = tuple(values) if len(values) <= _MAX_LABEL_VALUES else None
+        return cls(len(values), values[0], values[-1], integer, kept)
+
+    def to_json(self) -> dict:
+        return {"count": self.count, "low": self.low, "high": self.high,
+                "integer": self.integer, "values": list(self.values) if self.values is not None
+                else None}
+
+    @classmethod
+    def from_json(cls, data: object) -> LabelValues | None:
+        try:
+            values = data["values"]
+            return cls(int(data["count"]), float(data["low"]), float(data["high"]),
+                       bool(data["integer"]),
+                       tuple(float(v) for v in values) if values is not None else None)
+        except (TypeError, KeyError, ValueError):
+            return None
+
+    def __str__(self) -> str:
+        if self.values is None:
+            return f"{self.count} distinct values from {self.low:g} to {self.high:g}"
+        return _few([f"{v:g}" for v in self.values], 6).replace("'", "")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What NiftyNet's reader takes from one image file's header (and, for a label, its values).
+
+    ``zooms`` and ``axcodes`` are the voxel sizes and orientation NiftyNet starts from when it
+    reorients (``axcodes``) and resamples (``pixdim``): ``header.get_zooms()[:3]`` and
+    ``nibabel.aff2axcodes`` of the affine after ``misc_io.correct_image_if_necessary``.
+    """
+
+    shape: tuple[int, ...]
+    zooms: tuple[float, ...]
+    axcodes: tuple[str | None, ...]
+    labels: LabelValues | None = None
+
+    def entry(self) -> dict:
+        out: dict = {"zooms": list(self.zooms), "axcodes": list(self.axcodes)}
+        if self.labels is not None:
+            out["labels"] = self.labels.to_json()
+        return out
+
+
 class VerifiedImages:
     """Images whose voxels an earlier scan read in full, by absolute path, size and mtime.
 
@@ -1277,6 +1561,10 @@ class VerifiedImages:
     resumed study and ``lr-find`` would pay it again. A file whose size or modification time
     changed is read again. Only a convenience: a cache that cannot be read or written is
     ignored, and writers on several nodes only risk losing each other's entries.
+
+    An entry is ``[size, mtime_ns, shape, {"zooms", "axcodes", "labels"?}]``; entries written
+    before the fourth item existed (``[size, mtime_ns, shape]``) still count as read in full,
+    and get their header details from a header-only read.
     """
 
     def __init__(self, path: Path | None = None):
@@ -1299,16 +1587,37 @@ class VerifiedImages:
             return None
         return str(path.resolve()), [stat.st_size, stat.st_mtime_ns]
 
-    def shape(self, stamp: tuple[str, list[int]] | None) -> tuple[int, ...] | None:
+    def entry(self, stamp: tuple[str, list[int]] | None) -> tuple[tuple[int, ...], dict] | None:
+        """The shape and header details remembered for an unchanged file, else None."""
         entry = self.known.get(stamp[0]) if stamp else None
-        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == stamp[1]:
-            return tuple(entry[2])
-        return None
+        if not isinstance(entry, list) or len(entry) not in (3, 4) or entry[:2] != stamp[1]:
+            return None
+        extra = entry[3] if len(entry) == 4 and isinstance(entry[3], dict) else {}
+        return tuple(entry[2]), extra
 
-    def add(self, stamp: tuple[str, list[int]] | None, shape: tuple[int, ...]) -> None:
+    def shape(self, stamp: tuple[str, list[int]] | None) -> tuple[int, ...] | None:
+        found = self.entry(stamp)
+        return found[0] if found else None
+
+    def info(self, stamp: tuple[str, list[int]] | None, labels: bool) -> ImageInfo | None:
+        """A complete :class:`ImageInfo` from the cache (with label values when asked), or None."""
+        found = self.entry(stamp)
+        if found is None or "zooms" not in found[1]:
+            return None
+        shape, extra = found
+        values = LabelValues.from_json(extra.get("labels")) if "labels" in extra else None
+        if labels and values is None:
+            return None
+        try:
+            return ImageInfo(shape, tuple(float(z) for z in extra["zooms"]),
+                             tuple(extra["axcodes"]), values)
+        except (TypeError, ValueError):
+            return None
+
+    def add(self, stamp: tuple[str, list[int]] | None, info: ImageInfo) -> None:
         """Records a file read in full; ``stamp`` was taken before reading it."""
         if stamp:
-            self.added[stamp[0]] = [*stamp[1], list(shape)]
+            self.added[stamp[0]] = [*stamp[1], list(info.shape), info.entry()]
 
     def save(self) -> None:
         if not self.added:
@@ -1330,22 +1639,104 @@ class VerifiedImages:
         self.known, self.added = merged, {}
 
 
-def _read_image(path: Path, section: str, subject: str, read_data: bool) -> tuple[int, ...]:
+def _niftynet_axcodes(image) -> tuple[str | None, ...]:
+    """``aff2axcodes`` of the affine NiftyNet uses: misc_io.correct_image_if_necessary replaces
+    an affine whose column norms differ from the header zooms (exact comparison); only two of
+    its repairs change the directions: sform → qform, and qform → sform."""
+    import nibabel
+    import numpy
+
+    affine, header = image.affine, image.header
+    zooms = numpy.asarray(header.get_zooms())
+
+    def norms(matrix):
+        return numpy.sqrt(numpy.sum(numpy.square(matrix[0:3, 0:3]), 0))
+
+    if header["dim"][0] != 5 and hasattr(image, "get_sform") and not numpy.array_equal(
+            norms(affine), zooms):
+        sform, qform = image.get_sform(), image.get_qform()
+        sform_ok = numpy.array_equal(norms(sform), zooms)
+        qform_ok = numpy.array_equal(norms(qform), zooms)
+        if header["sform_code"] > 0:
+            if not sform_ok and qform_ok:
+                affine = qform
+        elif header["qform_code"] > 0 and not qform_ok and sform_ok:
+            affine = sform
+    return tuple(nibabel.aff2axcodes(affine))
+
+
+def _read_image(path: Path, section: str, subject: str, read_data: bool,
+                labels: bool = False) -> ImageInfo:
     import nibabel
     import numpy
 
     try:
         image = nibabel.load(str(path))
-        shape = tuple(image.shape)
+        info = ImageInfo(tuple(int(n) for n in image.shape),
+                         tuple(float(z) for z in image.header.get_zooms()[:3]),
+                         _niftynet_axcodes(image))
         if read_data:
             # The header of a truncated .nii.gz reads fine; only the voxels show the damage.
-            numpy.asarray(image.dataobj)
+            data = numpy.asarray(image.dataobj)
+            if labels:
+                info = dataclasses.replace(info, labels=LabelValues.of(data))
     except Exception as err:  # any failure here is a file NiftyNet cannot read either
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(
             f"[{section}] subject '{subject}': cannot read {path} ({reason}); the file is "
             "corrupt, truncated or not an image: re-copy it or remove it from the folder"
         ) from None
+    return info
+
+
+def _orientation(wanted: Sequence[str], found: Sequence[str | None]):
+    """misc_io.compute_orientation(output axcodes, file axcodes); ValueError where it fails."""
+    import nibabel
+    import numpy
+
+    start = nibabel.orientations.axcodes2ornt(tuple(wanted))
+    end = nibabel.orientations.axcodes2ornt(tuple(found))
+    if numpy.any(numpy.isnan(start)) or numpy.any(numpy.isnan(end)):
+        raise ValueError("unknown axis code")
+    try:
+        return nibabel.orientations.ornt_transform(start, end)
+    except (ValueError, IndexError) as err:
+        raise ValueError(str(err)) from None
+
+
+def _niftynet_grid(cfg: NiftyNetConfig, section: InputSection, info: ImageInfo, path: Path
+                   ) -> tuple[int, ...]:
+    """The spatial shape NiftyNet's reader gives this file (io/image_type.py SpatialImage3D:
+    reorientation to ``axcodes``, then resampling to ``pixdim`` with scipy.ndimage.zoom, whose
+    output length is ``int(round(n * zoom))``); both are skipped for spatially 2-D images."""
+    import numpy
+
+    shape = _spatial(info.shape)
+    if sum(n > 1 for n in shape) < 3:
+        return shape
+    zooms = info.zooms
+    if section.axcodes and info.axcodes:
+        try:
+            transform = _orientation(section.axcodes, info.axcodes)
+        except ValueError:
+            codes = ", ".join(str(c) for c in info.axcodes)
+            raise DataError(
+                f"[{section.name}] axcodes = {', '.join(section.axcodes)}: NiftyNet cannot "
+                f"reorient {path} (its header gives the axes {codes}); use three of L/R, A/P, "
+                f"S/I, one per axis (e.g. R, A, S), or remove axcodes in {cfg.path}"
+            ) from None
+        order = [int(k) for k in transform[:, 0]]
+        shape = tuple(shape[k] for k in order)
+        zooms = tuple(zooms[k] for k in order)
+    if section.pixdim and zooms:
+        if len(section.pixdim) < len(zooms):
+            raise ConfigError(
+                f"{cfg.path}: [{section.name}] pixdim = {_fmt_window(section.pixdim)}: NiftyNet "
+                f"resamples 3-D images only to one voxel size per axis (misc_io.do_resampling); "
+                f"give three, e.g. pixdim = 1.0, 1.0, 1.0"
+            )
+        ratio = numpy.divide(zooms[:3], section.pixdim[:3])
+        shape = tuple(int(round(float(n * r))) for n, r in zip(shape, ratio, strict=True))
     return shape
 
 
@@ -1367,7 +1758,8 @@ def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True,
     Every file of every subject is opened with nibabel (header and, with ``read_data``, all
     voxels), so a corrupt file fails here, naming it, instead of hours into training. Files
     read in full are remembered (:class:`VerifiedImages`) and not read again while unchanged;
-    ``report`` hears how far a long first read has got.
+    ``report`` hears how far a long first read has got. Shapes are compared as NiftyNet sees
+    them, after reorientation (``axcodes``), resampling (``pixdim``) and volume padding.
     """
     inputs = cfg.inputs
     groups = [(g, name) for g in _TRAINING_INPUTS for name in cfg.get("SEGMENTATION", g)]
@@ -1422,64 +1814,115 @@ def write_file_lists(dataset: Dataset, folder: Path, prefix: str = ""
     return changes
 
 
+def _fmt_shape(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape))
+
+
 def _check_subjects(cfg, subjects, files, groups, first, window, verified, report) -> Dataset:
     inputs = cfg.inputs
+    label_sections = set(cfg.label_sections)
+    wants_labels = {files[name][s]: name in label_sections for s in subjects for _, name in groups}
     stamps = {}
     if verified is not None:
-        stamps = {files[name][s]: verified.stamp(files[name][s])
-                  for s in subjects for _, name in groups}
-    unread = sum(1 for stamp in stamps.values() if verified.shape(stamp) is None)
+        stamps = {path: verified.stamp(path) for path in wants_labels}
+    unread = sum(1 for path, stamp in stamps.items() if verified.shape(stamp) is None
+                 or (wants_labels[path] and verified.info(stamp, labels=True) is None))
     report = report if unread >= 20 else None  # a short first read goes unannounced
     if report:
         report(f"reading {unread} image files in full to check them (once: "
                f"{verified.path} remembers them)")
     read, shown = 0, time.monotonic()
     shapes: dict[str, tuple[int, ...]] = {}
+    label_values: dict[str, dict[str, LabelValues]] = {}
     for subject in subjects:
-        reference: tuple[str, Path, tuple[int, ...]] | None = None
-        first_shape: tuple[int, ...] = ()
-        for _, name in groups:
+        # (section, group, file, file shape, shape NiftyNet reads) of the first input
+        reference: tuple[str, str, Path, tuple[int, ...], tuple[int, ...]] | None = None
+        group_files: dict[str, tuple[str, Path, tuple[int, ...]]] = {}
+        for group, name in groups:
             path = files[name][subject]
+            labels = wants_labels[path]
             stamp = stamps.get(path)
-            shape = verified.shape(stamp) if stamp else None
-            if shape is None:
-                shape = _read_image(path, name, subject, verified is not None)
+            info = verified.info(stamp, labels) if stamp else None
+            if info is None:
+                # read in full, unless an earlier full read left only the shape (old cache)
+                full = verified is not None and (verified.shape(stamp) is None or labels)
+                info = _read_image(path, name, subject, full, labels and full)
                 if verified is not None:
-                    verified.add(stamp, shape)
-                    read += 1
-                    if report and time.monotonic() - shown > 15:
+                    verified.add(stamp, info)
+                    read += full
+                    if report and full and time.monotonic() - shown > 15:
                         report(f"checked {read} of {unread} image files")
                         shown = time.monotonic()
-            shape = _spatial(shape)
+            if info.labels is not None:
+                label_values.setdefault(name, {})[subject] = info.labels
+            raw = _spatial(info.shape)
+            grid = _niftynet_grid(cfg, inputs[name], info, path)
             if name == first:
-                first_shape = shape
-            if inputs[name].resamples:
-                continue  # NiftyNet resamples/reorients first; file shapes may differ
-            if reference is None:
-                reference = (name, path, shape)
-            elif shape != reference[2]:
+                shapes[subject] = grid
+            same_group = group_files.setdefault(group, (name, path, raw))
+            if raw != same_group[2]:
                 raise DataError(
-                    f"subject '{subject}': [{reference[0]}] {reference[1]} is "
-                    f"{'×'.join(map(str, reference[2]))} voxels but [{name}] {path} is "
-                    f"{'×'.join(map(str, shape))}; image and label of a subject must share "
-                    "one voxel grid (NiftyNet cuts the same window from both)"
+                    f"subject '{subject}': [{same_group[0]}] {same_group[1]} is "
+                    f"{_fmt_shape(same_group[2])} voxels but [{name}] {path} is "
+                    f"{_fmt_shape(raw)}; the files of one [SEGMENTATION] {group} are "
+                    "concatenated, so NiftyNet needs them on one voxel grid"
                 )
-        shapes[subject] = first_shape
-        if reference is None:
-            continue
-        padded = _padded(reference[2], cfg)
-        if window and any(w > n for w, n in zip(window, padded, strict=False) if w > 0):
-            raise DataError(
-                f"subject '{subject}': {reference[1]} is {'×'.join(map(str, padded))} voxels "
-                f"(after volume padding), smaller than the spatial_window_size "
-                f"{_fmt_window(window)} NiftyNet samples; use a smaller window or set [NETWORK] "
-                f"volume_padding_size in {cfg.path}"
-            )
+            if reference is None:
+                reference = (name, group, path, raw, grid)
+            elif grid != reference[4]:
+                raise DataError(
+                    f"subject '{subject}': [{reference[0]}] {reference[2]} is "
+                    f"{_described(reference[3], reference[4])} voxels but [{name}] {path} is "
+                    f"{_described(raw, grid)}; image and label of a subject must share "
+                    "one voxel grid (NiftyNet cuts the same window from both)"
+                    + (": check pixdim and axcodes of both sections" if
+                       raw != grid or reference[3] != reference[4] else "")
+                )
+        padded = _padded(reference[4], cfg)
+        _check_window_fits(cfg, subject, reference[2], reference[3] != reference[4], padded,
+                           window, f"the spatial_window_size {_fmt_window(window)} NiftyNet "
+                           "samples for training and validation")
     return Dataset(
         subjects=tuple(subjects),
         files={name: {s: files[name][s] for s in subjects} for _, name in groups},
         shapes=shapes,
+        label_values=label_values,
     )
+
+
+def _described(raw: tuple[int, ...], grid: tuple[int, ...]) -> str:
+    """A file's shape, and what NiftyNet's reorientation/resampling makes of it if different."""
+    if raw == grid:
+        return _fmt_shape(raw)
+    return f"{_fmt_shape(raw)} (NiftyNet reads {_fmt_shape(grid)} after axcodes/pixdim)"
+
+
+def _check_window_fits(cfg: NiftyNetConfig, subject: str, path: Path, transformed: bool,
+                       padded: tuple[int, ...], window: tuple[int, ...], what: str,
+                       section: str = "") -> None:
+    """A window against one subject's padded image: NiftyNet's samplers refuse a longer window
+    (sampler_uniform_v2._infer_spatial_size, sampler_grid_v2.grid_spatial_coordinates), and a
+    length <= 0 becomes the image's length (image_window._complete_partial_window_sizes), which
+    the network must accept. The resize sampler scales the whole image to the window instead."""
+    if not window or cfg.get("NETWORK", "window_sampling") == "resize":
+        return
+    size = f"{_fmt_shape(padded)} voxels ({'after axcodes/pixdim and ' if transformed else ''}" \
+           "after volume padding)"
+    if any(0 < w and n < w for w, n in zip(window, padded, strict=False)):
+        fix = (f"use a window of at most {_fmt_window(padded)}" if section else
+               "use a smaller window")
+        raise DataError(
+            f"subject '{subject}': {path} is {size}, smaller than {what}; {fix} or set "
+            f"[NETWORK] volume_padding_size in {cfg.path}"
+        )
+    rule = WINDOW_RULES.get(cfg.network_name or "")
+    for w, n in zip(window, padded, strict=False):
+        if w <= 0 and n > 1 and rule is not None and not rule.accepts(n):
+            raise DataError(
+                f"subject '{subject}': {what} has {w}, the whole image, and {path} is {size}: "
+                f"{cfg.network_name} needs each length to be {rule.rule}, {n} is not; set "
+                f"a length such as {_nearby_valid(rule, n).split(' or ')[0]} in {cfg.path}"
+            )
 
 
 def _largest_window(cfg: NiftyNetConfig, sections: Sequence[str]) -> tuple[int, ...]:
@@ -1538,6 +1981,20 @@ def write_split(
     or more subjects at least one is validation and one is training. Same subjects and seed,
     same file, whatever order the subjects come in.
     """
+    phases = split_phases(subjects, validation_fraction, seed, where=path)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        for subject, phase in phases.items():
+            writer.writerow([subject, phase])
+    return phases
+
+
+def split_phases(subjects: Iterable[str], validation_fraction: float | int = 0.2,
+                 seed: int = 0, *, where: str | os.PathLike = "") -> dict[str, str]:
+    """The phases :func:`write_split` writes (sorted by subject), without writing them."""
+    path = where
     given = list(subjects)
     ordered = sorted(set(given))
     if len(ordered) != len(given):
@@ -1559,14 +2016,7 @@ def write_split(
     shuffled = list(ordered)
     random.Random(seed).shuffle(shuffled)
     validation = set(shuffled[:count])
-    phases = {s: ("validation" if s in validation else "training") for s in ordered}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        for subject in ordered:
-            writer.writerow([subject, phases[subject]])
-    return phases
+    return {s: ("validation" if s in validation else "training") for s in ordered}
 
 
 def read_split(path: str | os.PathLike) -> dict[str, str]:

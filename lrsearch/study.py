@@ -161,7 +161,9 @@ def prepare(
     if lr_bounds not in (None, "auto"):
         raise ConfigError(f"--lr-bounds takes 'auto', but got {lr_bounds!r}")
     cfg = niftynet_config.load_config(config_path)
-    niftynet_config.check_window(cfg)
+    for warning in cfg.warnings if report else ():
+        report(f"warning: {warning}")
+    niftynet_config.check_training(cfg)
     dataset = niftynet_config.scan_data(cfg, report=report)
     name = study_name or Path(config_path).stem
     runs = Path(runs_dir) if runs_dir else cfg.model_dir / name
@@ -181,7 +183,14 @@ def prepare(
     # another study's runs folder is refused before its split is read or anything written
     owners.check_runs_dir(runs, _owner(storage, storage_url, name), storage,
                           fix=_runs_dir_fix(runs_dir))
-    split_file, validation = _study_split(cfg, dataset, runs)
+    split_file, phases, write = _study_split(cfg, dataset, runs)
+    validation = tuple(s for s in dataset.subjects if phases.get(s) == "validation")
+    niftynet_config.check_labels(
+        cfg, dataset, [s for s in dataset.subjects if phases.get(s) == "training"])
+    niftynet_config.check_inference_window(cfg, dataset, validation)
+    if write:
+        niftynet_config.write_split(split_file, dataset.subjects, VALIDATION_FRACTION,
+                                    SPLIT_SEED)
     context = TrialContext(
         config=cfg,
         dataset=dataset,
@@ -224,9 +233,11 @@ def _checkpoint_store(directory: Path | None) -> Path | None:
     return path
 
 
-def _study_split(cfg, dataset, runs: Path) -> tuple[Path, tuple[str, ...]]:
-    """The split every trial of the study validates on: the config's, or one lrsearch writes."""
+def _study_split(cfg, dataset, runs: Path) -> tuple[Path, dict[str, str], bool]:
+    """The split every trial of the study validates on: the config's, or one lrsearch writes
+    (path, phases, whether the caller still has to write it once every check has passed)."""
     named = cfg.dataset_split_file
+    write = False
     if named is not None and Path(named).is_file():
         phases = niftynet_config.read_split(named)
         path = Path(named)
@@ -235,17 +246,17 @@ def _study_split(cfg, dataset, runs: Path) -> tuple[Path, tuple[str, ...]]:
         if path.is_file():
             phases = niftynet_config.read_split(path)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            phases = niftynet_config.write_split(path, dataset.subjects,
-                                                 VALIDATION_FRACTION, SPLIT_SEED)
-    validation = tuple(s for s in dataset.subjects if phases.get(s) == "validation")
+            phases = niftynet_config.split_phases(dataset.subjects, VALIDATION_FRACTION,
+                                                  SPLIT_SEED, where=path)
+            write = True
+    validation = [s for s in dataset.subjects if phases.get(s) == "validation"]
     training = [s for s in dataset.subjects if phases.get(s) == "training"]
     if not validation or not training:
         raise ConfigError(
             f"{path}: the split needs training and validation subjects among "
             f"{len(dataset.subjects)} found (validation: {len(validation)}, "
             f"training: {len(training)}); fix it or remove it to let lrsearch write one")
-    return path, validation
+    return path, phases, write
 
 
 def _budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:

@@ -252,8 +252,6 @@ def test_malformed_ini_names_file_and_line(tmp_path, text, pieces):
         ("[NETWORK]\nqueue_lenght = 4\n", [":10:", "[NETWORK] unknown key 'queue_lenght'",
                                            "did you mean 'queue_length'"]),
         # a real key in the wrong section, which NiftyNet would silently ignore
-        ("[SYSTEM]\nqueue_length = 8\n", ["[SYSTEM] unknown key 'queue_length'",
-                                          "belongs in [NETWORK]"]),
         ("[TRAINING]\nlr = fast\n", [":10:", "[TRAINING] lr = fast", "expected a number"]),
         ("[TRAINING]\nmax_iter = 1e4\n", ["[TRAINING] max_iter", "expected an integer"]),
         ("[TRAINING]\nlr = 0.1  # high\n", ["expected a number", "comment must be on its own"]),

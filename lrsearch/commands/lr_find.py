@@ -51,14 +51,18 @@ def run(args) -> int:
     except ValueError as error:
         raise LRSearchError(f"lr-find: {error}") from None
     cfg = niftynet_config.load_config(config)
-    niftynet_config.check_window(cfg)
-    dataset = niftynet_config.scan_data(cfg, report=build_reporter(args))
+    report = build_reporter(args)
+    for warning in cfg.warnings if report else ():
+        report(f"warning: {warning}")
+    niftynet_config.check_training(cfg)
+    dataset = niftynet_config.scan_data(cfg, report=report)
+    niftynet_config.check_labels(cfg, dataset)  # every subject trains
     out = args.output or cfg.model_dir / "lr-find"
     niftynet_config.check_model_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     split = out / "training_split.csv"  # every subject trains; nothing is validated
     split.write_text("".join(f"{s},training\n" for s in dataset.subjects))
-    runtime = get_runtime(args.runtime or "tf2", args.python, build_reporter(args))
+    runtime = get_runtime(args.runtime or "tf2", args.python, report)
     echo = (lambda line: print(line, end="", flush=True)) if args.verbosity >= 3 else None
     result = lrfind.run_range_test(cfg, out, split, runtime, min_lr=args.min_lr,
                                    max_lr=args.max_lr, iterations=args.iterations,
