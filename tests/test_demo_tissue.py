@@ -156,15 +156,17 @@ def test_demo_and_config_exclude_each_other(capsys):
 
 @pytest.mark.slow
 def test_optimize_demo_tissue_trains(demo_cwd, monkeypatch, capsys):
+    """One short trial; 10 iterations, the config's validation_every_n (a trial must validate
+    at least once, so fewer is refused up front)."""
     directory, _ = demo_cwd
     monkeypatch.chdir(directory)
     storage = f"sqlite:///{directory / 'lrsearch.db'}"
-    code = cli.main(["optimize", "--demo", "tissue", "--trials", "1", "--max-iter", "2",
+    code = cli.main(["optimize", "--demo", "tissue", "--trials", "1", "--max-iter", "10",
                      "--storage", storage, "--jobs", "1"])
     assert code == 0, capsys.readouterr().err
     (trial,) = optuna.load_study(study_name="demo_tissue", storage=storage).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
     assert 0.0 <= trial.value <= 1.0
-    assert trial.user_attrs["iterations"] == 2
+    assert trial.user_attrs["iterations"] == 10
     trial_ini = niftynet_config.load_config(directory / trial.user_attrs["run_dir"] / "trial.ini")
     assert trial_ini.num_classes == 4
