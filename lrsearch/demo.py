@@ -37,7 +37,7 @@ from lrsearch.errors import DataError
 
 __all__ = [
     "DEFAULT_SHAPE", "DEFAULT_SUBJECTS", "TASKS", "TISSUE_CLASSES", "ensure_demo_data",
-    "label_name", "write_demo_data",
+    "write_demo_data",
 ]
 
 DEFAULT_SUBJECTS = 12
@@ -49,6 +49,7 @@ _VOXEL_MM = 1.0
 _VERSION = 1
 _MARKER = "lrsearch demo"
 _FILE = re.compile(r"IXI\d{3}_(orig|brain|tissue)\.nii\.gz")
+_STAGING_PREFIX = ".lrsearch-demo.partial-"
 
 # A task's name is also its label files' keyword (IXI000_brain.nii.gz, IXI000_tissue.nii.gz).
 TASKS = ("brain", "tissue")
@@ -56,7 +57,6 @@ TASKS = ("brain", "tissue")
 _SUBVOXELS = {"brain": 1, "tissue": 2}
 # Label values of the tissue task, in order; the brain task's 1 is their union.
 TISSUE_CLASSES = ("background", "csf", "grey", "white")
-_STAGING_PREFIX = ".lrsearch-demo.partial-"
 
 # Mean T1-weighted intensity per tissue (scanner-like units); each subject jitters them.
 _TISSUE = {
@@ -159,14 +159,7 @@ def _image_path(directory: pathlib.Path, subject: int) -> pathlib.Path:
 
 
 def _label_path(directory: pathlib.Path, subject: int, task: str = "brain") -> pathlib.Path:
-    return directory / f"IXI{subject:03d}_{label_name(task)}.nii.gz"
-
-
-def label_name(task: str) -> str:
-    """The keyword of ``task``'s label files (a config's ``filename_contains``)."""
-    if task not in TASKS:
-        raise DataError(f"task must be one of {', '.join(TASKS)}, but got {task!r}")
-    return task
+    return directory / f"IXI{subject:03d}_{task}.nii.gz"
 
 
 def _marker(seed: int, task: str = "brain") -> str:
@@ -177,7 +170,8 @@ def _marker(seed: int, task: str = "brain") -> str:
 
 
 def _validated(subjects, shape, seed, task="brain") -> tuple[int, tuple[int, int, int], int]:
-    label_name(task)
+    if task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)}, but got {task!r}")
     if not _is_int(subjects) or subjects < 1:
         raise DataError(f"subjects must be at least 1, but got {subjects!r}")
     try:
