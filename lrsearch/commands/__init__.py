@@ -17,7 +17,7 @@ def add_config_arguments(parser) -> None:
 
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("-c", "--config", type=Path,
-                        help="NiftyNet INI file (default: the built-in brain demo config)")
+                        help="NiftyNet INI file (default: the built-in demo that --demo names)")
     choice.add_argument("--demo", choices=tuple(DEMOS), default="brain",
                         help="without -c, the built-in demo to run: brain (brain extraction, "
                              "the default; easy, saturates early) or tissue (CSF, grey and "
