@@ -306,10 +306,10 @@ def _phantom(
     paint, classes = _anatomy(_subvoxel_points(shape, split) if split > 1 else points, rng)
     if split > 1:
         image = paint.reshape(shape + (split**3,)).mean(axis=-1)
-        label = _majority(classes.reshape(shape + (split**3,)), len(TISSUE_CLASSES))
+        classes = _majority(classes.reshape(shape + (split**3,)), len(TISSUE_CLASSES))
     else:
-        image = paint.reshape(shape)
-        label = (classes > 0).reshape(shape).astype(np.uint8)
+        image, classes = paint.reshape(shape), classes.reshape(shape)
+    label = classes if task == "tissue" else (classes > 0).astype(np.uint8)
 
     image = ndimage.gaussian_filter(image, 0.6)  # the scanner's point spread
     image *= rng.uniform(0.9, 1.1) * np.exp(0.15 * _smooth_field(rng, points, 4)).reshape(shape)

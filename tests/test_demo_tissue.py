@@ -67,12 +67,14 @@ def test_every_subject_has_csf_grey_and_white_matter(tissue_set):
 
 
 def test_tissue_is_the_brain_of_the_brain_task_split_in_three(tmp_path, tissue_set):
-    """Same anatomy as the brain task: its foreground is (nearly: partial volume) the brain."""
+    """Same anatomy as the brain task: its foreground is the brain, but for border voxels: a
+    tissue label is the class most of a voxel's sub-voxel points fall in, a brain mask the
+    class of its centre."""
     for path, brain_path in zip(tissue_set[1], write_demo_data(tmp_path, 3, SHAPE), strict=True):
         classes = volumes(path)[3]
         brain = np.asanyarray(nib.load(str(brain_path).replace("_orig", "_brain")).dataobj)
         overlap = 2 * np.sum((classes > 0) & (brain == 1)) / (np.sum(classes > 0) + brain.sum())
-        assert overlap > 0.97
+        assert 0.97 < overlap < 1
 
 
 def test_borders_are_partial_volume(tissue_set):
