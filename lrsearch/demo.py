@@ -1,4 +1,4 @@
-"""A small synthetic brain-extraction data set, so a study can run without downloading IXI.
+"""A small synthetic brain data set, so a study can run without downloading IXI.
 
 Each subject is a T1-like head phantom: scalp (skin and bright fat), dark skull, a thin CSF
 layer, grey and white matter with a folded boundary, sulcal CSF and lateral ventricles, and a
@@ -6,6 +6,12 @@ neck below. The label is the brain mask (tissue, sulci and ventricles). Scalp fa
 than white matter and skin, muscle and grey matter overlap, so no single intensity threshold
 finds the brain: a network has to learn shape and context, so how well a learning-rate
 schedule trains it shows in the Dice score.
+
+Two tasks share the phantom. ``brain`` (the default) labels the brain mask; it is easy, and a
+constant learning rate saturates on it within a few hundred iterations. ``tissue`` labels CSF
+(sulci and ventricles), grey and white matter inside the brain, with partial-volume voxels on
+every border: thin sulci and a folded grey/white boundary keep a network improving for much
+longer, so a faster schedule has room to show.
 
 Every subject draws from its own random stream, ``default_rng([seed, subject])``, so subject
 ``k`` is the same whatever the number of subjects and the files are byte-for-byte reproducible.
@@ -29,7 +35,10 @@ from scipy.spatial.transform import Rotation
 
 from lrsearch.errors import DataError
 
-__all__ = ["DEFAULT_SHAPE", "DEFAULT_SUBJECTS", "ensure_demo_data", "write_demo_data"]
+__all__ = [
+    "DEFAULT_SHAPE", "DEFAULT_SUBJECTS", "TASKS", "TISSUE_CLASSES", "ensure_demo_data",
+    "write_demo_data",
+]
 
 DEFAULT_SUBJECTS = 12
 DEFAULT_SHAPE = (40, 40, 40)
@@ -39,8 +48,15 @@ _VOXEL_MM = 1.0
 # Bump when the phantom changes, so ensure_demo_data regenerates older sets.
 _VERSION = 1
 _MARKER = "lrsearch demo"
-_FILE = re.compile(r"IXI\d{3}_(orig|brain)\.nii\.gz")
+_FILE = re.compile(r"IXI\d{3}_(orig|brain|tissue)\.nii\.gz")
 _STAGING_PREFIX = ".lrsearch-demo.partial-"
+
+# A task's name is also its label files' keyword (IXI000_brain.nii.gz, IXI000_tissue.nii.gz).
+TASKS = ("brain", "tissue")
+# Points per voxel side the anatomy is sampled at (1: the voxel centre; more: partial volume).
+_SUBVOXELS = {"brain": 1, "tissue": 2}
+# Label values of the tissue task, in order; the brain task's 1 is their union.
+TISSUE_CLASSES = ("background", "csf", "grey", "white")
 
 # Mean T1-weighted intensity per tissue (scanner-like units); each subject jitters them.
 _TISSUE = {
@@ -63,23 +79,24 @@ def write_demo_data(
     subjects: int = DEFAULT_SUBJECTS,
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     seed: int = 0,
+    task: str = "brain",
 ) -> list[pathlib.Path]:
-    """Write ``subjects`` image/label pairs into ``directory`` (created if needed).
+    """Write ``subjects`` image/label pairs of ``task`` into ``directory`` (created if needed).
 
     Returns the image paths. Same arguments give the same voxels, headers and file bytes:
     the gzip stream is written here with ``mtime=0`` and no file name (nibabel's own writer
     does the same, but this does not depend on it); bytes can only change with the zlib build.
     Each file is written under a temporary name and renamed, so none is ever truncated.
     """
-    subjects, shape, seed = _validated(subjects, shape, seed)
+    subjects, shape, seed = _validated(subjects, shape, seed, task)
     directory = pathlib.Path(directory)
     _check_writable(_existing_ancestor(directory))
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for subject in range(subjects):
-            image, label = _phantom(shape, np.random.default_rng([seed, subject]))
-            _save(_image_path(directory, subject), image, _marker(seed))
-            _save(_label_path(directory, subject), label, _marker(seed))
+            image, label = _phantom(shape, np.random.default_rng([seed, subject]), task)
+            _save(_image_path(directory, subject), image, _marker(seed, task))
+            _save(_label_path(directory, subject, task), label, _marker(seed, task))
     except PermissionError as error:
         raise DataError(_not_writable(pathlib.Path(error.filename or directory))) from error
     return [_image_path(directory, subject) for subject in range(subjects)]
@@ -90,6 +107,7 @@ def ensure_demo_data(
     subjects: int = DEFAULT_SUBJECTS,
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
     seed: int = 0,
+    task: str = "brain",
 ) -> list[pathlib.Path]:
     """Make ``directory`` hold exactly this demo set, reusing it untouched when it already does.
 
@@ -100,15 +118,16 @@ def ensure_demo_data(
     file; demo files of subjects beyond ``subjects`` are removed. Files with demo names that
     lrsearch did not write are never overwritten.
     """
-    subjects, shape, seed = _validated(subjects, shape, seed)
+    subjects, shape, seed = _validated(subjects, shape, seed, task)
     directory = pathlib.Path(directory)
     expected = {
         path.name
         for s in range(subjects)
-        for path in (_image_path(directory, s), _label_path(directory, s))
+        for path in (_image_path(directory, s), _label_path(directory, s, task))
     }
     images = [_image_path(directory, s) for s in range(subjects)]
-    if _is_complete(directory, expected, shape, seed):
+    marker = _marker(seed, task)
+    if _is_complete(directory, expected, shape, marker):
         return images
 
     _check_writable(_existing_ancestor(directory))
@@ -120,7 +139,7 @@ def ensure_demo_data(
     except PermissionError as error:
         raise DataError(_not_writable(staging_parent)) from error
     try:
-        write_demo_data(staging, subjects, shape, seed)
+        write_demo_data(staging, subjects, shape, seed, task)
         if in_place:
             _complete_in_place(directory, staging, expected)
         else:
@@ -128,7 +147,7 @@ def ensure_demo_data(
                 staging.rename(directory)
             except OSError:
                 # Another process created it meanwhile; keep theirs if it is the same set.
-                if not _is_complete(directory, expected, shape, seed):
+                if not _is_complete(directory, expected, shape, marker):
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -139,16 +158,20 @@ def _image_path(directory: pathlib.Path, subject: int) -> pathlib.Path:
     return directory / f"IXI{subject:03d}_orig.nii.gz"
 
 
-def _label_path(directory: pathlib.Path, subject: int) -> pathlib.Path:
-    return directory / f"IXI{subject:03d}_brain.nii.gz"
+def _label_path(directory: pathlib.Path, subject: int, task: str = "brain") -> pathlib.Path:
+    return directory / f"IXI{subject:03d}_{task}.nii.gz"
 
 
-def _marker(seed: int) -> str:
-    """The header ``descrip`` of every demo file: who wrote it, which phantom, which seed."""
-    return f"{_MARKER} v{_VERSION} seed={seed}"
+def _marker(seed: int, task: str = "brain") -> str:
+    """The header ``descrip`` of every demo file: who wrote it, which phantom and task, which
+    seed (the brain task's reads as before tasks existed, so its files stay byte-identical)."""
+    kind = "" if task == "brain" else f" {task}"
+    return f"{_MARKER}{kind} v{_VERSION} seed={seed}"
 
 
-def _validated(subjects, shape, seed) -> tuple[int, tuple[int, int, int], int]:
+def _validated(subjects, shape, seed, task="brain") -> tuple[int, tuple[int, int, int], int]:
+    if task not in TASKS:
+        raise DataError(f"task must be one of {', '.join(TASKS)}, but got {task!r}")
     if not _is_int(subjects) or subjects < 1:
         raise DataError(f"subjects must be at least 1, but got {subjects!r}")
     try:
@@ -190,7 +213,7 @@ def _not_writable(path: pathlib.Path) -> str:
     )
 
 
-def _is_complete(directory: pathlib.Path, expected: set[str], shape, seed: int) -> bool:
+def _is_complete(directory: pathlib.Path, expected: set[str], shape, marker: str) -> bool:
     """Whether ``directory`` holds exactly the expected demo files, whole, from these arguments.
 
     Every file is decompressed (gzip checks its CRC), so a truncated copy does not pass;
@@ -200,7 +223,7 @@ def _is_complete(directory: pathlib.Path, expected: set[str], shape, seed: int) 
         return False
     present = {path.name for path in directory.iterdir() if _FILE.fullmatch(path.name)}
     return present == expected and all(
-        _intact(directory / name, _marker(seed), shape) for name in expected
+        _intact(directory / name, marker, shape) for name in expected
     )
 
 
@@ -266,20 +289,63 @@ def _save(path: pathlib.Path, data: np.ndarray, descrip: str) -> None:
 
 
 def _phantom(
-    shape: tuple[int, int, int], rng: np.random.Generator
+    shape: tuple[int, int, int], rng: np.random.Generator, task: str = "brain"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One subject: (float32 T1-like image, uint8 brain mask), both of ``shape``.
+    """One subject: (float32 T1-like image, uint8 label), both of ``shape``.
 
     The anatomy is defined in continuous head coordinates (brain radius below 1, the smallest
     image side spanning -1..1) and sampled at voxel centres, so a subject looks the same at
-    every resolution; only noise and blur are per voxel.
+    every resolution; only noise and blur are per voxel. The brain task's label is the brain
+    mask at the voxel centre. The tissue task samples the anatomy at 2^3 points per voxel: the
+    image averages them (a voxel on a border mixes both tissues, as in a real scan) and the
+    label is the class most of them fall in, so a border voxel's label is honestly ambiguous.
+    Both tasks draw the same random numbers in the same order: subject k has one anatomy.
     """
+    points = _voxel_points(shape)
+    split = _SUBVOXELS[task]
+    paint, classes = _anatomy(_subvoxel_points(shape, split) if split > 1 else points, rng)
+    if split > 1:
+        image = paint.reshape(shape + (split**3,)).mean(axis=-1)
+        classes = _majority(classes.reshape(shape + (split**3,)), len(TISSUE_CLASSES))
+    else:
+        image, classes = paint.reshape(shape), classes.reshape(shape)
+    label = classes if task == "tissue" else (classes > 0).astype(np.uint8)
+
+    image = ndimage.gaussian_filter(image, 0.6)  # the scanner's point spread
+    image *= rng.uniform(0.9, 1.1) * np.exp(0.15 * _smooth_field(rng, points, 4)).reshape(shape)
+    real = image + rng.normal(0, _NOISE, shape)
+    imaginary = rng.normal(0, _NOISE, shape)
+    return np.hypot(real, imaginary).astype(np.float32), label
+
+
+def _voxel_points(shape: tuple[int, int, int]) -> np.ndarray:
+    """Voxel centres in head coordinates (3 x N, C order): the smallest side spans -1..1."""
     scale = min(shape) / 2
     grid = np.stack(
         np.meshgrid(*[(np.arange(n) - (n - 1) / 2) / scale for n in shape], indexing="ij")
     )
-    points = grid.reshape(3, -1)
+    return grid.reshape(3, -1)
 
+
+def _subvoxel_points(shape: tuple[int, int, int], split: int) -> np.ndarray:
+    """``split``^3 evenly spread points in every voxel (3 x N*split^3), a voxel's together."""
+    scale = min(shape) / 2
+    offsets = ((np.arange(split) + 0.5) / split - 0.5) / scale
+    axes = [(np.arange(n) - (n - 1) / 2) / scale for n in shape]
+    grid = np.meshgrid(*axes, offsets, offsets, offsets, indexing="ij")
+    return np.stack([grid[axis] + grid[3 + axis] for axis in range(3)]).reshape(3, -1)
+
+
+def _majority(classes: np.ndarray, count: int) -> np.ndarray:
+    """The most frequent class along the last axis (ties: the lower class)."""
+    votes = np.stack([(classes == c).sum(axis=-1) for c in range(count)], axis=-1)
+    return votes.argmax(axis=-1).astype(np.uint8)
+
+
+def _anatomy(
+    points: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """T1 intensity and tissue class (index into TISSUE_CLASSES) at ``points`` (3 x N)."""
     # Pose and smooth deformation: head = R^T (x - t) + d(x).
     rotation = Rotation.from_euler("xyz", rng.uniform(-8, 8, 3), degrees=True).as_matrix()
     shift = rng.uniform(-0.03, 0.03, 3)
@@ -326,13 +392,12 @@ def _phantom(
     ]
     for mask, name in layers:
         image[mask] = tissue[name]
-    label = (brain <= 1).reshape(shape).astype(np.uint8)
-
-    image = ndimage.gaussian_filter(image.reshape(shape), 0.6)  # partial volume
-    image *= rng.uniform(0.9, 1.1) * np.exp(0.15 * _smooth_field(rng, points, 4)).reshape(shape)
-    real = image + rng.normal(0, _NOISE, shape)
-    imaginary = rng.normal(0, _NOISE, shape)
-    return np.hypot(real, imaginary).astype(np.float32), label
+    inside = brain <= 1
+    classes = np.zeros(points.shape[1], dtype=np.uint8)  # background
+    for mask, name in ((inside, "grey"), (inside & white, "white"),
+                       (inside & (sulci | ventricles), "csf")):
+        classes[mask] = TISSUE_CLASSES.index(name)
+    return image, classes
 
 
 def _smooth_field(rng: np.random.Generator, points: np.ndarray, cells: int) -> np.ndarray:

@@ -9,6 +9,13 @@ PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 DEMO_CONFIG = PACKAGE_DATA / "demo.ini"  # configs/demo.ini
 DEFAULT_SPACE = PACKAGE_DATA / "default.toml"  # studies/default.toml
 DEMO_DATA_DIR = Path("demo_data")  # relative to the working directory, as demo.ini says
+DEMO_TISSUE_CONFIG = PACKAGE_DATA / "demo_tissue.ini"  # configs/demo_tissue.ini
+DEMO_TISSUE_DATA_DIR = Path("demo_data_tissue")  # as demo_tissue.ini says
+# The built-in demos by task (lrsearch.demo.TASKS): config, and where its data is written.
+DEMOS = {
+    "brain": (DEMO_CONFIG, DEMO_DATA_DIR),
+    "tissue": (DEMO_TISSUE_CONFIG, DEMO_TISSUE_DATA_DIR),
+}
 
 
 def cache_dir() -> Path:
@@ -17,11 +24,13 @@ def cache_dir() -> Path:
     return Path(base) / "lrsearch"
 
 
-def config_or_demo(config: Path | None) -> Path:
-    """The user's config, or the built-in demo config with its data written on first use."""
+def config_or_demo(config: Path | None, demo: str = "brain") -> Path:
+    """The user's config, or the built-in ``demo`` task's config with its data written on
+    first use."""
     if config is not None:
         return config
     from lrsearch.demo import ensure_demo_data
 
-    ensure_demo_data(DEMO_DATA_DIR)
-    return DEMO_CONFIG
+    demo_config, data_dir = DEMOS[demo]
+    ensure_demo_data(data_dir, task=demo)
+    return demo_config

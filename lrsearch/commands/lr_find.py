@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrsearch.commands import add_config_arguments
 from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
 from lrsearch.paths import config_or_demo
 
@@ -20,8 +21,7 @@ DESCRIPTION = (
 def configure(parser) -> None:
     from lrsearch import lrfind
 
-    parser.add_argument("-c", "--config", type=Path,
-                        help="NiftyNet INI file (default: the built-in demo config)")
+    add_config_arguments(parser)
     parser.add_argument("--min-lr", type=float, default=lrfind.MIN_LR,
                         help=f"first learning rate (default: {lrfind.MIN_LR:g})")
     parser.add_argument("--max-lr", type=float, default=lrfind.MAX_LR,
@@ -44,7 +44,7 @@ def run(args) -> int:
     from lrsearch.engines import get_runtime
     from lrsearch.errors import LRSearchError
 
-    config = config_or_demo(args.config)
+    config = config_or_demo(args.config, args.demo)
     try:
         lrfind.LRRange(args.min_lr, args.max_lr, args.iterations)
         lrfind.LossTracker(args.smoothing)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrsearch.commands import add_config_arguments
 from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
-from lrsearch.paths import DEFAULT_SPACE, DEMO_DATA_DIR, config_or_demo
+from lrsearch.paths import (
+    DEFAULT_SPACE,
+    DEMO_DATA_DIR,
+    DEMO_TISSUE_DATA_DIR,
+    config_or_demo,
+)
 
 NAME = "optimize"
 HELP = "run (or continue) a study of LR schedules"
 DESCRIPTION = (
     "Run an Optuna study in which every trial is a NiftyNet training run with a sampled "
-    "learning-rate schedule. Without -c, runs on the built-in demo data (written to "
-    f"./{DEMO_DATA_DIR} on first use)."
+    "learning-rate schedule. Without -c, runs on a built-in demo: --demo brain (the default; "
+    f"data written to ./{DEMO_DATA_DIR} on first use) or --demo tissue (./{DEMO_TISSUE_DATA_DIR})."
 )
 
 
 def configure(parser) -> None:
-    parser.add_argument("-c", "--config", type=Path,
-                        help="NiftyNet INI file (default: the built-in demo config)")
+    add_config_arguments(parser)
     parser.add_argument("--trials", type=int, default=50,
                         help="finished trials the study should hold; re-running continues up "
                              "to this total (default: 50)")
@@ -66,7 +71,7 @@ def run(args) -> int:
     from lrsearch.progress import Progress
     from lrsearch.storage import DEFAULT_STORAGE
 
-    config = config_or_demo(args.config)
+    config = config_or_demo(args.config, args.demo)
     plan = study.prepare(
         config,
         args.space or DEFAULT_SPACE,
