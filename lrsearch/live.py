@@ -277,6 +277,9 @@ class LiveTrial:
 
         if self._store is None:
             self._store = artifact_store([self.directory])
+            # Another worker rewriting a trial it failed (lost heartbeat) finds its figures.
+            for meta in optuna.artifacts.get_all_artifact_meta(self.trial):
+                self._ids.setdefault(meta.filename, meta.artifact_id)
         if name in self._ids:
             self._store.write(self._ids[name], io.BytesIO(data))
             return self._ids[name]
