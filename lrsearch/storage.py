@@ -298,7 +298,8 @@ def _silence(storage, trial_ids) -> dict[int, float]:
     from optuna.storages._rdb import models
 
     beat = models.TrialHeartbeatModel
-    with storage.engine.connect() as connection:
+    rdb = getattr(storage, "_backend", storage)  # a study's storage is Optuna's cache over it
+    with rdb.engine.connect() as connection:
         now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
         rows = connection.execute(sqlalchemy.select(beat.trial_id, beat.heartbeat)
                                   .where(beat.trial_id.in_(list(trial_ids)))).all()

@@ -196,6 +196,8 @@ def test_a_lost_worker_trial_gets_a_reason_and_its_note_says_so(tmp_path):
     while recorded < 10:  # the heartbeat stores the iteration
         assert a.poll() is None and time.monotonic() < deadline, log_a.read_text()[-2000:]
         time.sleep(0.5)
+        if "Study 'lost'" not in log_a.read_text():  # the worker has not made it yet
+            continue
         trials = optuna.load_study(study_name="lost", storage=storage).trials
         recorded = trials[0].user_attrs.get("iterations", 0) if trials else 0
     os.kill(a.pid, signal.SIGKILL)
