@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("lrsearch: interrupted; run the same command again to continue the study",
-              file=sys.stderr)
+        again = "; run the same command again to continue the study" \
+            if args.command == "optimize" else ""
+        print(f"lrsearch: interrupted{again}", file=sys.stderr)
         return 130
 
 

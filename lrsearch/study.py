@@ -403,7 +403,6 @@ class Workers:
                                redact(str(error).splitlines()[0] if str(error) else repr(error)),
                                self.plan.heartbeat)
 
-
     def _fail_stale_trials(self) -> None:
         """Fails (and re-queues) trials whose worker was lost, each with its reason, and
         rewrites their dashboard notes, which would say "running" for good."""
@@ -435,20 +434,22 @@ class FailureStreak:
     limit: int
     count: int = 0
     last: TrialFailed | None = None
-    stopped: bool = False
+    stopped: bool = False  # the limit was reached; later trials (re-queued ones) do not count
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def add(self, failed: TrialFailed | None) -> bool:
         """Counts one finished trial (``failed``: why it failed, or None); True the first
         time ``limit`` trials in a row failed the same way."""
         with self._lock:
+            if self.stopped:
+                return False
             if failed is None:
                 self.count, self.last = 0, None
                 return False
             same = self.last is not None and _same_cause(self.last.cause, failed.cause)
             self.count = self.count + 1 if same else 1
             self.last = failed
-            if self.limit and self.count >= self.limit and not self.stopped:
+            if self.limit and self.count >= self.limit:
                 self.stopped = True
                 return True
             return False

@@ -98,8 +98,9 @@ def test_streak_counts_the_same_cause_in_a_row():
     assert not streak.add(TrialFailed(same.format(4), "e.log"))
     assert streak.add(TrialFailed(same.format(5), "f.log"))  # trial numbers do not count
     assert not streak.add(TrialFailed(same.format(6), "g.log"))  # said once
-    assert streak.message().startswith(f"4 trials failed the same way: {same.format(6)} "
-                                       "(see g.log); fix it")
+    assert not streak.add(None)  # a trial re-queued after the stop changes nothing
+    assert streak.message() == (f"3 trials failed the same way: {same.format(5)} (see f.log); "
+                                "fix it and run the same command again")
     assert not any(FailureStreak(0).add(TrialFailed("x")) for _ in range(5))  # 0: never
 
 
@@ -146,6 +147,50 @@ def test_identical_failures_stop_the_worker_with_their_cause(window_too_large, c
                        "command again")
     assert f"Trial 0 failed: {WINDOW_CAUSE} (see " in "\n".join(err)
     print(f"3 failing trials and the stop in {elapsed:.1f} s")
+
+
+@pytest.mark.slow
+def test_two_slots_stop_together(window_too_large, capsys):
+    """--jobs 2: the slots' failures count together; a trial still running in the other slot
+    when the third failure comes is stopped and re-queued, not left to run."""
+    from tests.test_end_to_end import _processes_mentioning
+
+    config, storage = window_too_large
+    assert optimize(config, storage, "--trials", "8", "--jobs", "2") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lrsearch: error: 3 trials failed the same way: "
+                              f"{WINDOW_CAUSE} (see ")
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    same = [t for t in trials if t.user_attrs.get("stop_reason", "").startswith(WINDOW_CAUSE)]
+    others = [t for t in trials if t not in same]
+    assert 3 <= len(same) <= 4 and all(t.state == State.FAIL for t in same)
+    for trial in others:  # at most the other slot's trial and its queued retry
+        assert (trial.state == State.WAITING or
+                "the worker was stopped (re-queued)" in trial.user_attrs["stop_reason"])
+    assert len(trials) <= 6
+    assert _processes_mentioning(str(config.parent / "models")) == []
+
+
+@pytest.mark.slow
+def test_sigterm_exits_130_in_any_command(tmp_path):
+    config = tiny_config(tmp_path)
+    out = tmp_path / "lr-find"
+    proc = subprocess.Popen([sys.executable, "-m", "lrsearch.cli", "lr-find", "-c", str(config),
+                             "--iterations", "100000", "--max-lr", "1e-6", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while "training iter 2," not in _text(out / "console.log"):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "lrsearch: interrupted"
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
 
 
 @pytest.mark.slow
