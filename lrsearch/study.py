@@ -415,8 +415,10 @@ class Workers:
 
 def _lost_reason(trial: optuna.trial.FrozenTrial, silent: float | None) -> str:
     """Why a trial without heartbeat fails: the last iteration known to the storage (its
-    worker records it with each beat; validation rounds and a resume tell it too)."""
+    worker records it with each beat; validation rounds, a stored checkpoint and a resume
+    tell it too)."""
     known = [trial.user_attrs.get("iterations"), trial.user_attrs.get("resumed_from_iteration"),
+             (trial.user_attrs.get(checkpoints.ATTR) or {}).get("iteration"),
              *trial.intermediate_values]
     iteration = max((i for i in known if isinstance(i, int)), default=0)
     silence = f", no heartbeat for {silent:.0f} s" if silent is not None else ", no heartbeat"
