@@ -29,7 +29,7 @@ from lrsearch.engines import Runtime, get_runtime
 from lrsearch.engines.checks import check_gpu_request
 from lrsearch.engines.process import stop_all
 from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
-from lrsearch.live import LiveTrial
+from lrsearch.live import LiveTrial, rewrite_note
 from lrsearch.objectives import DIRECTION, parse_objective
 from lrsearch.progress import Progress
 from lrsearch.space import SearchSpace, load_space
@@ -408,9 +408,7 @@ class Workers:
         rewrites their dashboard notes, which would say "running" for good."""
         failed = fail_stale_trials(self.study, _lost_reason)
         for trial_id in failed:
-            trial = optuna.trial.Trial(self.study, trial_id)
-            LiveTrial.for_study(trial, self.plan.storage_url, self.plan.context.runs_dir) \
-                .finished("failed")
+            rewrite_note(optuna.trial.Trial(self.study, trial_id))
 
 
 def _lost_reason(trial: optuna.trial.FrozenTrial, silent: float | None) -> str:

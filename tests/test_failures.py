@@ -263,7 +263,35 @@ def test_a_lost_worker_trial_gets_a_reason_and_its_note_says_so(tmp_path):
     note = get_note(optuna.trial.Trial(study, lost._trial_id))
     assert f"**failed** after {iteration} iterations: worker lost at iteration" in note
     assert "running" not in note
+    assert "![learning rate](/artifacts/" in note and "![validation Dice](/artifacts/" in note
     assert retry.user_attrs.get("stop_reason") is None
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_lost_trial_note_keeps_its_figures_and_says_why(tmp_path):
+    """The note another worker rewrites: state and reason from the storage, figures kept."""
+    from optuna_dashboard import get_note
+
+    from lrsearch.live import LiveTrial, rewrite_note
+    from lrsearch.storage import fail_stale_trials, open_storage
+
+    url = f"sqlite:///{tmp_path / 'notes.db'}"
+    study = optuna.create_study(storage=open_storage(url, heartbeat=1), study_name="n")
+    trial = study.ask()
+    trial.set_user_attr("max_iter", 40)
+    LiveTrial.for_study(trial, url, None).started()
+    figures = [line for line in get_note(trial).splitlines() if line.startswith("![")]
+    assert len(figures) == 2 and "**running**: iteration 0 of 40" in get_note(trial)
+    trial.storage.record_heartbeat(trial._trial_id)
+    trial.set_user_attr("iterations", 7)
+    time.sleep(4.5)  # three beats missed and more
+    assert fail_stale_trials(study, studies._lost_reason) == [trial._trial_id]
+    rewrite_note(optuna.trial.Trial(study, trial._trial_id))
+    note = get_note(trial)
+    assert "**failed** after 7 iterations: worker lost at iteration 7, no heartbeat for " in note
+    assert [line for line in note.splitlines() if line.startswith("![")] == figures
+    lost, retry = study.get_trials()
+    assert lost.state == State.FAIL and retry.state == State.WAITING
 
 
 # --- exit statuses and small fixes ------------------------------------------------------------
