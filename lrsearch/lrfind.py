@@ -54,6 +54,11 @@ LOSS_NAMES = ("total_loss", "loss")
 STUDY_ATTR = "lr_find"
 
 
+def training_loss(values: dict[str, float]) -> float | None:
+    """The training loss among a console line's values (``total_loss``, else ``loss``)."""
+    return next((values[k] for k in LOSS_NAMES if k in values), None)
+
+
 class LossTracker:
     """Bias-corrected EMA of the loss, its minimum, and whether it has diverged."""
 
@@ -84,10 +89,6 @@ class LossTracker:
     def count(self) -> int:
         """Losses seen so far."""
         return self._count
-
-    def loss_of(self, values: dict[str, float]) -> float | None:
-        """The training loss among a console line's values (``total_loss``, else ``loss``)."""
-        return next((values[k] for k in LOSS_NAMES if k in values), None)
 
     @property
     def fallen(self) -> bool:
@@ -203,7 +204,7 @@ def run_range_test(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, runtime
             event = parse_line(line)
             if event is None or event.phase != "training":
                 continue
-            loss = tracker.loss_of(event.values)
+            loss = training_loss(event.values)
             if loss is None:
                 continue
             lr = event.values.get(LR_NAME, schedule.lr(event.iteration - 1))
@@ -217,7 +218,7 @@ def run_range_test(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, runtime
     if len(points) < 3:
         last = next((t for t in reversed(tail.tail) if t.strip()), "no output")
         raise EngineError(f"the LR range test read {len(points)} training losses from NiftyNet "
-                          f"(need 3): {tail.cause() or last[-300:]} "
+                          f"(need 3): {tail.cause() or last.strip()[-300:]} "
                           f"(see {run_dir / 'console.log'})")
     stable = points if not tracker.diverged(points[-1][3]) else points[:-1]
     steepest, last_stable = suggest([p[1] for p in stable], [p[3] for p in stable])

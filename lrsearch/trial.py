@@ -31,7 +31,7 @@ from lrsearch.config import Dataset, NiftyNetConfig
 from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runtime
 from lrsearch.engines.console import FailureTail, ValidationRounds, parse_line
 from lrsearch.engines.process import ChildProcess
-from lrsearch.lrfind import LossTracker
+from lrsearch.lrfind import LossTracker, training_loss
 from lrsearch.metrics import read_inferred, volume_dice
 from lrsearch.objectives import parse_objective
 from lrsearch.schedules import curve
@@ -364,7 +364,7 @@ def _blown_up(tracker: LossTracker, event) -> str | None:
     """A finite blow-up of the training loss, by the LR range test's divergence rule (4x the
     smoothed minimum; a bounded loss giving back half its fall), judged only once
     DIVERGENCE_MIN_ITERATIONS losses are smoothed: the first ones rest on a few batches."""
-    loss = tracker.loss_of(event.values)
+    loss = training_loss(event.values)
     if loss is None:
         return None
     smoothed = tracker.add(loss)
@@ -490,10 +490,10 @@ def _runtime_versions(runtime: Runtime) -> dict[str, str]:
 
 
 def _failure_cause(code: int, progress: _Progress, max_iter: int) -> str:
-    """Why the child stopped short: its original exception when it printed a traceback."""
-    cause = progress.tail.cause()
-    if cause is not None:
-        return cause
+    """Why the child stopped short: its original exception when it printed a traceback, else
+    the signal that killed it, else its last error-like line."""
+    if progress.tail.exception is not None:
+        return progress.tail.exception
     where = f"at iteration {progress.last_iteration} of {max_iter}"
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
@@ -501,4 +501,4 @@ def _failure_cause(code: int, progress: _Progress, max_iter: int) -> str:
         return f"NiftyNet was killed by signal {name} {where}{hint}"
     last = next((line for line in reversed(progress.tail.tail) if line.strip()), "no output")
     status = f"exited with status {code}" if code else "stopped early"
-    return f"NiftyNet {status} {where}: {last.strip()[-300:]}"
+    return f"NiftyNet {status} {where}: {progress.tail.cause() or last.strip()[-300:]}"

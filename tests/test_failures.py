@@ -85,6 +85,21 @@ def test_no_traceback_gives_the_last_error_line_without_op_locations():
     assert tail.cause() == "CRITICAL:niftynet: image file missing"
 
 
+def test_a_child_killed_without_traceback_names_the_signal():
+    """The kernel's OOM killer leaves no traceback; an allocator warning is not the cause."""
+    from lrsearch.trial import _failure_cause, _Progress
+
+    progress = _Progress(last_iteration=12)
+    for line in ["INFO:niftynet: training iter 12, loss=0.3 (0.1s)",
+                 "W0000 allocator.cc:122] Allocation of 2147483648 exceeds 10% of free memory "
+                 "(error margin low)"]:
+        progress.remember(line)
+    assert _failure_cause(-signal.SIGKILL, progress, 40) == (
+        "NiftyNet was killed by signal SIGKILL at iteration 12 of 40 (out of memory?)")
+    assert _failure_cause(3, progress, 40).startswith(
+        "NiftyNet exited with status 3 at iteration 12 of 40: W0000 allocator.cc:122]")
+
+
 # --- the stop rule ----------------------------------------------------------------------------
 
 def test_streak_counts_the_same_cause_in_a_row():

@@ -147,9 +147,14 @@ class FailureTail:
     def progressed(self) -> None:
         self.head, self.rest = [], []
 
+    @property
+    def exception(self) -> str | None:
+        """The original exception of the last traceback chain, if one was printed."""
+        return failure_cause(self.head + self.rest)
+
     def cause(self) -> str | None:
         """The original exception of the last traceback chain, else the last error-like line."""
-        return failure_cause(self.head + self.rest) or _error_line(self.tail)
+        return self.exception or _error_line(self.tail)
 
 
 def failure_cause(lines) -> str | None:
