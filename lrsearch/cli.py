@@ -1,15 +1,18 @@
 """``lrsearch`` command line: parse arguments, call one command, print the result.
 
 Every domain error becomes one line on stderr and a non-zero exit (a traceback only with
-``--debug``). Commands live in :mod:`lrsearch.commands`, one module per verb, and import their
-heavy dependencies when they run, so ``--help`` stays instant.
+``--debug``): 2 for usage and bad input, 1 for a failure at run time, 130 after Ctrl-C or
+SIGTERM (see :mod:`lrsearch.errors`). Commands live in :mod:`lrsearch.commands`, one module
+per verb, and import their heavy dependencies when they run, so ``--help`` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from lrsearch import __version__
@@ -17,9 +20,19 @@ from lrsearch.commands import MODULES
 from lrsearch.errors import LRSearchError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with passwords of database URLs hidden in its errors: it echoes the values
+    it rejects (``unrecognized arguments: --storage postgresql://user:secret@…``)."""
+
+    def error(self, message: str):
+        from lrsearch.storage import redact
+
+        super().error(redact(message))
+
+
 def _common(top: bool) -> argparse.ArgumentParser:
     """Output options, accepted before and after the verb (``lrsearch -v optimize -q``)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     group = common.add_argument_group("output")
     # Only the top level sets defaults, or the verb's parser would reset them.
     default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
@@ -34,7 +47,7 @@ def _common(top: bool) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common(top=False)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lrsearch",
         description="Find the learning-rate schedule that makes a NiftyNet segmentation "
                     "network train fastest and best (an Optuna study over real training runs).",
@@ -71,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.verbosity = QUIET if args.quiet else NORMAL + args.verbose
     _log_to_stderr(args.verbosity)
+    # SIGTERM (scheduler pre-emption, docker stop) stops like Ctrl-C: training children are
+    # stopped, running trials recorded and re-queued, exit status 130.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return args.run(args)
     except LRSearchError as error:
@@ -81,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("lrsearch: interrupted; run the same command again to continue the study",
-              file=sys.stderr)
+        again = "; run the same command again to continue the study" \
+            if args.command == "optimize" else ""
+        print(f"lrsearch: interrupted{again}", file=sys.stderr)
         return 130
 
 

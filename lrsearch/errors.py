@@ -1,4 +1,6 @@
-"""One exception hierarchy. The CLI prints ``str(error)`` as a single line and exits non-zero."""
+"""One exception hierarchy. The CLI prints ``str(error)`` as a single line and exits with the
+error's ``exit_code``: 2 for usage and bad input (the user must change what they gave), 1 for a
+failure at run time (the input was accepted; running it went wrong)."""
 
 
 class LRSearchError(Exception):
@@ -22,6 +24,14 @@ class SpaceError(LRSearchError):
 class EngineError(LRSearchError):
     """A training engine could not be started or failed outside a trial's own fault."""
 
+    exit_code = 1
+
 
 class StorageError(LRSearchError):
     """The Optuna storage URL cannot be opened."""
+
+
+class StudyFailed(LRSearchError):
+    """Trials failed: the same way several times in a row, or none completed."""
+
+    exit_code = 1

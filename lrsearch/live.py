@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from lrsearch.report import TrialInfo
 
 __all__ = ["DICE_FIGURE", "LR_FIGURE", "REFRESH_SECONDS", "LiveTrial", "artifact_dir",
-           "artifact_store", "note_text"]
+           "artifact_store", "note_text", "rewrite_note"]
 
 LR_FIGURE = "lr_schedule.svg"
 DICE_FIGURE = "validation_dice.svg"
@@ -163,6 +163,22 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> s
             f"-o trial{info.number}.ini`",
         ]
     return "\n".join(lines) + "\n"
+
+
+def rewrite_note(trial: optuna.Trial) -> None:
+    """Rewrites the note of a trial that another worker finished (its own worker was lost):
+    state and reason as stored, the figures as its worker last drew them. A retry inherits its
+    original's artifacts, so figures are not looked up by name but kept from the note."""
+    from optuna_dashboard import get_note, save_note
+
+    from lrsearch.report import trial_info
+
+    try:
+        figures = re.findall(r"^!\[([^\]]*)\]\(([^)\s]*)\)$", get_note(trial), re.M)
+        save_note(trial, note_text(trial_info(trial.storage.get_trial(trial._trial_id)), figures))
+    except Exception as error:  # noqa: BLE001 - the dashboard must never stop a worker
+        log.warning("dashboard note of trial %d not rewritten (%s: %s)", trial.number,
+                    type(error).__name__, error)
 
 
 class LiveTrial:

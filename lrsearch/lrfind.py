@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrsearch.engines import APPLICATION, LR_NAME, SCHEDULE_ENV, Runtime
-from lrsearch.engines.console import parse_line
+from lrsearch.engines.console import FailureTail, parse_line
 from lrsearch.engines.process import ChildProcess
 from lrsearch.errors import EngineError
 from lrsearch.schedules import LRRange
@@ -52,6 +52,11 @@ GIVE_BACK = 0.5  # ... or rises back by this share of its fall from the peak bef
 MIN_FALL = 0.25  # ... a fall of at least this share of that peak (not noise on the plateau)
 LOSS_NAMES = ("total_loss", "loss")
 STUDY_ATTR = "lr_find"
+
+
+def training_loss(values: dict[str, float]) -> float | None:
+    """The training loss among a console line's values (``total_loss``, else ``loss``)."""
+    return next((values[k] for k in LOSS_NAMES if k in values), None)
 
 
 class LossTracker:
@@ -79,6 +84,11 @@ class LossTracker:
         if smoothed < self.best:
             self.best, self.peak = smoothed, self._highest
         return smoothed
+
+    @property
+    def count(self) -> int:
+        """Losses seen so far."""
+        return self._count
 
     @property
     def fallen(self) -> bool:
@@ -185,16 +195,16 @@ def run_range_test(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, runtime
                          cwd=run_dir, log_path=run_dir / "console.log")
     points: list[tuple[int, float, float, float]] = []
     stopped = f"reached max lr {max_lr:g}"
-    tail: list[str] = []
+    tail = FailureTail()
     try:
         for line in child.lines():
-            tail = (tail + [line.rstrip()])[-20:]
+            tail.feed(line)
             if on_line is not None:
                 on_line(line)
             event = parse_line(line)
             if event is None or event.phase != "training":
                 continue
-            loss = next((event.values[k] for k in LOSS_NAMES if k in event.values), None)
+            loss = training_loss(event.values)
             if loss is None:
                 continue
             lr = event.values.get(LR_NAME, schedule.lr(event.iteration - 1))
@@ -206,9 +216,10 @@ def run_range_test(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, runtime
     finally:
         child.stop()
     if len(points) < 3:
-        last = next((t for t in reversed(tail) if t.strip()), "no output")
+        last = next((t for t in reversed(tail.tail) if t.strip()), "no output")
         raise EngineError(f"the LR range test read {len(points)} training losses from NiftyNet "
-                          f"(need 3; see {run_dir / 'console.log'}): {last[-300:]}")
+                          f"(need 3): {tail.cause() or last.strip()[-300:]} "
+                          f"(see {run_dir / 'console.log'})")
     stable = points if not tracker.diverged(points[-1][3]) else points[:-1]
     steepest, last_stable = suggest([p[1] for p in stable], [p[3] for p in stable])
     return RangeTest(min_lr, max_lr, iterations, smoothing, tuple(points), stopped,

@@ -140,19 +140,41 @@ def open_storage(url: str, *, heartbeat: float | None = HEARTBEAT_SECONDS, max_r
         )
     try:
         return _create(url, heartbeat, max_retry, pool_size)
-    except ModuleNotFoundError as error:
-        raise StorageError(
-            f"cannot open storage {redact(url)}: its database driver {error.name!r} is not "
-            "installed (PostgreSQL: pip install 'psycopg[binary]'; MySQL: pip install pymysql)"
-        ) from None
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError,
             ImportError, ValueError, OSError) as error:
+        missing = _missing_module(error)
+        if missing is not None:
+            install = _DRIVERS.get(missing.split(".")[0], f"pip install {missing}")
+            raise StorageError(
+                f"cannot open storage {redact(url)}: its database driver {missing!r} is not "
+                f"installed; install it with {install}") from None
         cause = getattr(error, "orig", None) or error.__cause__ or error
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise StorageError(
             f"cannot open storage {redact(url)}: {redact(reason)} "
             "(check the URL, that the database server is up and the directory exists)"
         ) from None
+
+
+# How to install the driver module a storage URL needs (pyproject's extras).
+_DRIVERS = {
+    "pymysql": "pip install -e '.[mysql]' (or pip install PyMySQL)",
+    "psycopg": "pip install 'psycopg[binary]'",
+    "psycopg2": "pip install 'psycopg[binary]' and use postgresql+psycopg:// URLs",
+    "MySQLdb": "pip install mysqlclient, or pip install -e '.[mysql]' and use mysql+pymysql://",
+}
+
+
+def _missing_module(error: BaseException) -> str | None:
+    """The module whose import failed somewhere in ``error``'s chain: Optuna turns SQLAlchemy's
+    ModuleNotFoundError into a bare ImportError ("Failed to import DB access module")."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _create(url: str, heartbeat: float | None, max_retry: int, pool_size: int):
@@ -266,3 +288,51 @@ def _lock_engine(url: str):
     import sqlalchemy
 
     return sqlalchemy.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+
+
+def fail_stale_trials(study, reason) -> list[int]:
+    """Optuna's ``fail_stale_trials`` that first records why: ``reason(trial, silent_seconds)``
+    becomes the trial's ``stop_reason`` (Optuna fails a stale trial without one). Returns the
+    ids of the trials this call failed; their retries are queued by the storage's callback.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    if not (hasattr(storage, "record_heartbeat") and storage.get_heartbeat_interval()):
+        return []
+    stale = storage._get_stale_trial_ids(study._study_id)
+    try:
+        silence = _silence(storage, stale) if stale else {}
+    except Exception:  # noqa: BLE001 - the reason then goes without the number
+        silence = {}
+    failed = []
+    for trial_id in stale:
+        try:
+            # a finished trial's attributes are frozen: the reason goes in while it runs
+            storage.set_trial_user_attr(trial_id, "stop_reason",
+                                        reason(storage.get_trial(trial_id), silence.get(trial_id)))
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker failed it, or its own worker finished it after all
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        for trial_id in failed:
+            callback(study, storage.get_trial(trial_id))
+    return failed
+
+
+def _silence(storage, trial_ids) -> dict[int, float]:
+    """Seconds since each trial's last heartbeat, by the database's clock (as Optuna judges)."""
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    beat = models.TrialHeartbeatModel
+    rdb = getattr(storage, "_backend", storage)  # a study's storage is Optuna's cache over it
+    with rdb.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar()
+        rows = connection.execute(sqlalchemy.select(beat.trial_id, beat.heartbeat)
+                                  .where(beat.trial_id.in_(list(trial_ids)))).all()
+    now = now.replace(tzinfo=None)
+    return {trial_id: (now - at.replace(tzinfo=None)).total_seconds() for trial_id, at in rows}

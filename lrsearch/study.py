@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -28,17 +29,27 @@ from lrsearch import config as niftynet_config
 from lrsearch.engines import Runtime, get_runtime
 from lrsearch.engines.checks import check_gpu_request
 from lrsearch.engines.process import stop_all
-from lrsearch.errors import ConfigError, LRSearchError
-from lrsearch.live import LiveTrial
+from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
+from lrsearch.live import LiveTrial, rewrite_note
 from lrsearch.objectives import DIRECTION, parse_objective
 from lrsearch.progress import Progress
 from lrsearch.space import SearchSpace, load_space
-from lrsearch.storage import HEARTBEAT_SECONDS, fingerprint, open_storage, redact, study_lock
+from lrsearch.storage import (
+    HEARTBEAT_SECONDS,
+    fail_stale_trials,
+    fingerprint,
+    open_storage,
+    redact,
+    study_lock,
+)
 from lrsearch.trial import TrialContext, TrialFailed, TrialInterrupted, run_trial
 
 logger = logging.getLogger("lrsearch")
 VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
+# Trials failing the same way in a row mean the config or the machine is wrong, not the
+# schedule: stop after this many (Ray Tune's FailureConfig(max_failures) plays this part).
+MAX_FAILURES = 3
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class StudyPlan:
     slots: tuple[Slot, ...] = ()  # where trials run at once (default: one, on the CPU)
     heartbeat: float = HEARTBEAT_SECONDS
     lr_bounds: str | None = None  # "auto": base_lr narrowed by an LR range test (lrfind)
+    max_failures: int = MAX_FAILURES  # stop after this many trials failed the same way (0: never)
 
 
 @dataclass(frozen=True)
@@ -352,6 +364,7 @@ class Workers:
         self.started = time.monotonic()
         self.errors: list[BaseException] = []
         self.finished = {slot.index: threading.Event() for slot in plan.slots}  # slot ended
+        self.streak = FailureStreak(plan.max_failures)
 
     def run(self) -> None:
         threads = [threading.Thread(target=self._slot, args=(slot,), daemon=True,
@@ -378,6 +391,8 @@ class Workers:
             self.stopping.set()
         if self.errors:
             raise self.errors[0]
+        if self.streak.stopped:
+            raise StudyFailed(self.streak.message())
 
     def _next_trial(self) -> optuna.Trial | None:
         """The next trial to run; None when the study holds enough finished trials.
@@ -387,7 +402,7 @@ class Workers:
         """
         while not self.stopping.is_set():
             with study_lock(self.plan.storage_url, self.plan.name):
-                optuna.storages.fail_stale_trials(self.study)
+                self._fail_stale_trials()
                 counts, running, waiting = _budget(self.study)
                 if waiting or sum(counts.values()) + running < self.plan.trials:
                     return self.study.ask()
@@ -406,7 +421,14 @@ class Workers:
                 trial = self._next_trial()
                 if trial is None:
                     return
-                self.run_one(self.study, trial, self.plan, self.progress, slot, self.stopping)
+                failed = self.run_one(self.study, trial, self.plan, self.progress, slot,
+                                      self.stopping)
+                if self.streak.add(failed):
+                    # The other slots' trials are stopped and re-queued as on Ctrl-C: they
+                    # would most likely fail the same way, and resume from their checkpoints.
+                    self.stopping.set()
+                    stop_all()
+                    return
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             self.errors.append(error)
             self.stopping.set()
@@ -421,11 +443,73 @@ class Workers:
                 # under the study lock: two workers failing the same trial would race to
                 # queue its retry
                 with study_lock(self.plan.storage_url, self.plan.name):
-                    optuna.storages.fail_stale_trials(self.study)
+                    self._fail_stale_trials()
             except Exception as error:  # noqa: BLE001 - the next round tries again
                 logger.warning("could not re-queue stale trials (%s); trying again in %g s",
                                redact(str(error).splitlines()[0] if str(error) else repr(error)),
                                self.plan.heartbeat)
+
+    def _fail_stale_trials(self) -> None:
+        """Fails (and re-queues) trials whose worker was lost, each with its reason, and
+        rewrites their dashboard notes, which would say "running" for good."""
+        failed = fail_stale_trials(self.study, _lost_reason)
+        for trial_id in failed:
+            rewrite_note(optuna.trial.Trial(self.study, trial_id))
+
+
+def _lost_reason(trial: optuna.trial.FrozenTrial, silent: float | None) -> str:
+    """Why a trial without heartbeat fails: the last iteration known to the storage (its
+    worker records it with each beat; validation rounds, a stored checkpoint and a resume
+    tell it too)."""
+    known = [trial.user_attrs.get("iterations"), trial.user_attrs.get("resumed_from_iteration"),
+             (trial.user_attrs.get(checkpoints.ATTR) or {}).get("iteration"),
+             *trial.intermediate_values]
+    iteration = max((i for i in known if isinstance(i, int)), default=0)
+    silence = f", no heartbeat for {silent:.0f} s" if silent is not None else ", no heartbeat"
+    return f"worker lost at iteration {iteration}{silence}"
+
+
+@dataclass
+class FailureStreak:
+    """Trials of this worker process (all its slots) that failed in a row with the same cause.
+
+    Any trial that does not fail ends the streak; a failure with another cause starts a new
+    one. Causes are compared with trial numbers masked (``trial-0007`` in a path).
+    """
+
+    limit: int
+    count: int = 0
+    last: TrialFailed | None = None
+    stopped: bool = False  # the limit was reached; later trials (re-queued ones) do not count
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def add(self, failed: TrialFailed | None) -> bool:
+        """Counts one finished trial (``failed``: why it failed, or None); True the first
+        time ``limit`` trials in a row failed the same way."""
+        with self._lock:
+            if self.stopped:
+                return False
+            if failed is None:
+                self.count, self.last = 0, None
+                return False
+            same = self.last is not None and _same_cause(self.last.cause, failed.cause)
+            self.count = self.count + 1 if same else 1
+            self.last = failed
+            if self.limit and self.count >= self.limit:
+                self.stopped = True
+                return True
+            return False
+
+    def message(self) -> str:
+        where = f" (see {self.last.log_path})" if self.last and self.last.log_path else ""
+        cause = self.last.cause if self.last else "?"
+        return (f"{self.count} trials failed the same way: {cause}{where}; fix it and run the "
+                "same command again")
+
+
+def _same_cause(a: str, b: str) -> bool:
+    mask = re.compile(r"trial-\d+")
+    return mask.sub("trial-N", a) == mask.sub("trial-N", b)
 
 
 def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
@@ -441,7 +525,20 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
     Workers(study, plan, progress).run()
+    counts, _, _ = _budget(study)
+    if counts["failed"] and not counts["complete"]:
+        raise StudyFailed(_none_completed(study, counts))
     return study
+
+
+def _none_completed(study: optuna.Study, counts: dict[str, int]) -> str:
+    """The error of a study whose every finished trial failed or was pruned."""
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if t.user_attrs.get("stop_reason")]
+    last = failed[-1].user_attrs["stop_reason"] if failed else "no reason recorded"
+    pruned = f" and {counts['pruned']} pruned" if counts["pruned"] else ""
+    return (f"no trial of study '{study.study_name}' completed: {counts['failed']} failed"
+            f"{pruned}; the last failure: {last}; fix it and run the same command again")
 
 
 def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
@@ -458,8 +555,10 @@ def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
 
 
 @contextlib.contextmanager
-def _heartbeat(trial: optuna.Trial):
-    """Beats for the trial while it runs, so a dead worker's trial is failed and re-queued."""
+def _heartbeat(trial: optuna.Trial, iteration: Callable[[], int | None] = lambda: None):
+    """Beats for the trial while it runs, so a dead worker's trial is failed and re-queued.
+    Each beat also stores the trial's ``iteration()`` when it moved on: the iteration a lost
+    trial's reason names."""
     storage = trial.study._storage
     interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
     if not interval:
@@ -468,9 +567,14 @@ def _heartbeat(trial: optuna.Trial):
     done = threading.Event()
 
     def beat():
+        recorded = None
         while True:
             try:
                 storage.record_heartbeat(trial._trial_id)
+                now = iteration()
+                if now is not None and now != recorded:
+                    trial.set_user_attr("iterations", now)
+                    recorded = now
             except Exception:  # noqa: BLE001 - the storage layer already logged and retried
                 pass
             if done.wait(interval):
@@ -496,7 +600,8 @@ def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress: Progress,
-             slot: Slot, stopping: threading.Event | None = None) -> None:
+             slot: Slot, stopping: threading.Event | None = None) -> TrialFailed | None:
+    """Runs one trial and tells Optuna its outcome; why it failed, if it did."""
     setup = plan.space.suggest(trial, plan.context.max_iter)
     retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
     if retry_of is not None:
@@ -505,9 +610,12 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
     where = f" on GPU {slot.gpu}" if slot.gpu is not None else ""
     again = f" (retry of trial {retry_of})" if retry_of is not None else ""
     progress.trial_started(trial.number, setup.schedule.describe() + again + where)
+    def iteration() -> int | None:
+        return progress.current.get(trial.number, {}).get("iteration")
+
     try:
         # The dashboard note and figures are final before Optuna hears the outcome.
-        with _heartbeat(trial), \
+        with _heartbeat(trial, iteration), \
                 LiveTrial.for_study(trial, plan.storage_url, plan.context.runs_dir) as live:
             value = run_trial(trial, plan.context, setup, progress, live, gpu=slot.gpu,
                               stopping=stopping)
@@ -518,10 +626,19 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
         trial.set_user_attr("stop_reason", str(failed))
         study.tell(trial, state=TrialState.FAIL)
         progress.trial_finished(trial.number, "failed", None, str(failed))
+        return failed
     except (TrialInterrupted, KeyboardInterrupt) as stopped:
         reason = f"{stopped or 'interrupted'}; the worker was stopped (re-queued)"
         _requeue(study, trial, reason)
         progress.trial_finished(trial.number, "failed", None, reason)
+    except Exception as error:  # lrsearch's own failure: the trial must not stay "running"
+        reason = f"lrsearch stopped: {type(error).__name__}: {error}"
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("stop_reason", reason)
+            study.tell(trial, state=TrialState.FAIL)
+        progress.trial_finished(trial.number, "failed", None, reason)
+        raise
     else:
         study.tell(trial, value)
         progress.trial_finished(trial.number, "complete", value, params=trial.params)
+    return None

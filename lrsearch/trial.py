@@ -14,6 +14,7 @@ import logging
 import platform
 import re
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -28,8 +29,9 @@ import optuna
 from lrsearch import __version__, checkpoints, owners
 from lrsearch.config import Dataset, NiftyNetConfig, write_file_lists
 from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runtime
-from lrsearch.engines.console import ValidationRounds, parse_line
+from lrsearch.engines.console import FailureTail, ValidationRounds, parse_line
 from lrsearch.engines.process import ChildProcess
+from lrsearch.lrfind import LossTracker, training_loss
 from lrsearch.metrics import read_inferred, volume_dice
 from lrsearch.objectives import parse_objective
 from lrsearch.schedules import curve
@@ -38,11 +40,17 @@ from lrsearch.space import TrialSetup
 if TYPE_CHECKING:
     from lrsearch.live import LiveTrial
 
+DIVERGENCE_MIN_ITERATIONS = 10  # training losses seen before a finite blow-up is judged
 LR_CURVE_POINTS = 100  # points stored per LR curve (enough to plot; keeps the storage light)
 
 
 class TrialFailed(Exception):
-    """The trial could not produce a score; the message is the reason stored with it."""
+    """The trial could not produce a score: ``cause`` (the child's original exception, or
+    what else went wrong) and the console log that shows it; ``str()`` is the stored reason."""
+
+    def __init__(self, cause: str, log_path: Path | str | None = None):
+        self.cause, self.log_path = cause, log_path
+        super().__init__(f"{cause} (see {log_path})" if log_path else cause)
 
 
 class TrialInterrupted(Exception):
@@ -86,11 +94,12 @@ class _Progress:
     last_iteration_at: float | None = None
     lr_used: list[tuple[int, float]] = field(default_factory=list)
     rounds: list[tuple[int, float]] = field(default_factory=list)
-    tail: list[str] = field(default_factory=list)
+    tail: FailureTail = field(default_factory=FailureTail)  # why the child failed, if it did
+    loss: LossTracker = field(default_factory=LossTracker)  # the smoothed training loss
     uploader: checkpoints.CheckpointUploader | None = None
 
     def remember(self, line: str) -> None:
-        self.tail = (self.tail + [line.rstrip()])[-30:]
+        self.tail.feed(line)
 
 
 @dataclass(frozen=True)
@@ -279,18 +288,18 @@ def run_trial(
     _record_run(trial, progress, started)
     if code != 0 or progress.last_iteration < ctx.max_iter:
         _discard_checkpoint(progress)
-    if progress.last_iteration < ctx.max_iter:
-        raise TrialFailed(_failure_reason(code, progress, ctx.max_iter))
-    if code != 0:
-        raise TrialFailed(f"NiftyNet exited with status {code}: {_last_error(progress)}")
+    if code != 0 or progress.last_iteration < ctx.max_iter:
+        raise TrialFailed(_failure_cause(code, progress, ctx.max_iter), child.log_path)
 
     inferred_csv = directory / "model" / "segmentation" / "inferred.csv"
     if not inferred_csv.is_file():
-        raise TrialFailed(f"NiftyNet inference wrote no {inferred_csv}: {_last_error(progress)}")
+        raise TrialFailed(f"NiftyNet inference wrote no {inferred_csv.name}: "
+                          f"{progress.tail.cause() or 'no error printed'}", child.log_path)
     scores = volume_scores(ctx, inferred_csv)
     missing = set(ctx.validation_subjects) - set(scores)
     if missing:
-        raise TrialFailed(f"no segmentation for validation subjects {sorted(missing)}")
+        raise TrialFailed(f"no segmentation for validation subjects {sorted(missing)}",
+                          inferred_csv)
     value = sum(scores.values()) / len(scores)
     trial.set_user_attr("volume_dice", {s: round(v, 5) for s, v in scores.items()})
     trial.set_user_attr("final_dice", value)
@@ -337,6 +346,7 @@ def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
             if reason:
                 return reason
         if event.phase == "training":
+            progress.tail.progressed()  # a traceback before this did not stop the child
             now = time.monotonic()
             progress.first_iteration_at = progress.first_iteration_at or now
             progress.last_iteration_at = now
@@ -348,10 +358,27 @@ def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
                 bad = ", ".join(f"{k}={v}" for k, v in event.values.items() if v != v or
                                 abs(v) == float("inf"))
                 return f"diverged at iteration {event.iteration}: {bad}"
+            blown_up = _blown_up(progress.loss, event)
+            if blown_up:
+                return blown_up
     completed = rounds.close()
     if completed is not None:
         return _report(trial, completed, progress, observer, live)
     return None
+
+
+def _blown_up(tracker: LossTracker, event) -> str | None:
+    """A finite blow-up of the training loss, by the LR range test's divergence rule (4x the
+    smoothed minimum; a bounded loss giving back half its fall), judged only once
+    DIVERGENCE_MIN_ITERATIONS losses are smoothed: the first ones rest on a few batches."""
+    loss = training_loss(event.values)
+    if loss is None:
+        return None
+    smoothed = tracker.add(loss)
+    if tracker.count < DIVERGENCE_MIN_ITERATIONS or not tracker.diverged(smoothed):
+        return None
+    return (f"diverged at iteration {event.iteration}: training loss {loss:.4g}, smoothed "
+            f"{smoothed:.4g} against its minimum {tracker.best:.4g}")
 
 
 def _upload(progress: _Progress, line: str) -> None:
@@ -469,14 +496,16 @@ def _runtime_versions(runtime: Runtime) -> dict[str, str]:
     return versions
 
 
-def _last_error(progress: _Progress) -> str:
-    for line in reversed(progress.tail):
-        text = line.strip()
-        if text and ("Error" in text or "error" in text or "CRITICAL" in text):
-            return text[-300:]
-    return (progress.tail[-1].strip() if progress.tail else "no output")[-300:]
-
-
-def _failure_reason(code: int, progress: _Progress, max_iter: int) -> str:
-    return (f"training stopped at iteration {progress.last_iteration} of {max_iter} "
-            f"(exit status {code}): {_last_error(progress)}")
+def _failure_cause(code: int, progress: _Progress, max_iter: int) -> str:
+    """Why the child stopped short: its original exception when it printed a traceback, else
+    the signal that killed it, else its last error-like line."""
+    if progress.tail.exception is not None:
+        return progress.tail.exception
+    where = f"at iteration {progress.last_iteration} of {max_iter}"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+        hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+        return f"NiftyNet was killed by signal {name} {where}{hint}"
+    last = next((line for line in reversed(progress.tail.tail) if line.strip()), "no output")
+    status = f"exited with status {code}" if code else "stopped early"
+    return f"NiftyNet {status} {where}: {progress.tail.cause() or last.strip()[-300:]}"

@@ -118,6 +118,10 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
     trials = optuna.load_study(study_name="killed", storage=postgres.url).get_trials()
     assert [t.state for t in trials] == [State.FAIL, State.COMPLETE], log_b.read_text()[-2000:]
     original, retry = trials
+    # the iteration as the storage last heard of it (a heartbeat ago at most)
+    reason = original.user_attrs["stop_reason"]
+    assert reason.startswith("worker lost at iteration ") and ", no heartbeat for " in reason
+    assert 1 <= int(reason.split("iteration ")[1].split(",")[0]) <= last_logged
     assert retry.user_attrs["retry_of"] == 0
     assert retry.params == original.params
     resumed = retry.user_attrs["resumed_from_iteration"]

@@ -58,6 +58,9 @@ def configure(parser) -> None:
     parser.add_argument("--objective", default=None,
                         help="final_dice, dice_auc or iters_to:<dice> (default: the space's "
                              "objective, else final_dice); see README 'which objective when'")
+    parser.add_argument("--max-failures", type=int, default=None, metavar="K",
+                        help="stop when K trials in a row failed the same way (default: 3; "
+                             "0: never), with exit status 1")
     parser.add_argument("--lr-bounds", choices=("auto",), default=None,
                         help="auto: run the LR range test once per study and search base_lr "
                              "within its suggested range")
@@ -65,12 +68,16 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    import signal
+    import dataclasses
 
     from lrsearch import study
+    from lrsearch.errors import LRSearchError
     from lrsearch.progress import Progress
     from lrsearch.storage import DEFAULT_STORAGE
 
+    if args.max_failures is not None and args.max_failures < 0:
+        raise LRSearchError(f"--max-failures must be 0 (never stop) or more, but got "
+                            f"{args.max_failures}")
     config = config_or_demo(args.config, args.demo)
     plan = study.prepare(
         config,
@@ -91,9 +98,8 @@ def run(args) -> int:
         checkpoint_store=args.checkpoint_store,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
     )
-    # SIGTERM (scheduler pre-emption, docker stop) stops like Ctrl-C: children stopped, the
-    # running trials recorded and re-queued.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.max_failures is not None:
+        plan = dataclasses.replace(plan, max_failures=args.max_failures)
     progress = Progress(plan.trials, args.verbosity)
     try:
         result = study.optimize(plan, progress)

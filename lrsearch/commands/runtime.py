@@ -132,7 +132,8 @@ def _check(args) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
         else:  # keep the files for the user to look at
             reason = trial.user_attrs.get("stop_reason", trial.state.name.lower())
-            print(f"  1-iteration training: FAILED ({trial.state.name.lower()}): {reason} "
-                  f"(log: {trial.user_attrs.get('log_path')})")
+            log = trial.user_attrs.get("log_path")
+            where = "" if log and log in reason else f" (log: {log})"  # failures name it
+            print(f"  1-iteration training: FAILED ({trial.state.name.lower()}): {reason}{where}")
             failed = True
     return 1 if failed else 0

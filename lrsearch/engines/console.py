@@ -85,3 +85,100 @@ class ValidationRounds:
         round_ = (self._iteration, sum(self._values) / len(self._values))
         self._iteration, self._values = None, []
         return round_
+
+
+# --- why a child failed ---------------------------------------------------------------------
+
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAINED = ("During handling of the above exception, another exception occurred:",
+            "The above exception was the direct cause of the following exception:")
+# An exception line as Python prints it: at column 0, a (dotted) class name, then ": message".
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*(?P<name>[A-Z]\w*(?:Error|Exception|Exit|"
+                        r"Interrupt|Failure|Warning))(?::\s?(?P<message>.*))?$")
+# Another exception named inside a message (TensorFlow wraps a py_func's error in its own).
+_EMBEDDED = re.compile(r".*\b(?P<name>[A-Z]\w*(?:Error|Exception)): (?P<message>\S.*)$")
+_OP_LOCATION = re.compile(r"^\s*\[\[.*\]\]\s*$")  # TensorFlow's "[[node …]]" lines
+
+
+def _exception(line: str) -> str | None:
+    """``Name: message`` of a Python exception line, the innermost one a message names."""
+    match = _EXCEPTION.match(line)
+    if match is None:
+        return None
+    name, message = match["name"], (match["message"] or "").strip()
+    inner = _EMBEDDED.match(message)  # the last one named: the innermost
+    if inner is not None:
+        name, message = inner["name"], inner["message"].strip()
+    return f"{name}: {message}" if message else name
+
+
+class FailureTail:
+    """Keeps what tells why a child failed: its last traceback chain (bounded) and last lines.
+
+    A chain starts at ``Traceback (most recent call last):`` and goes on through Python's
+    "During handling…"/"direct cause" separators; TensorFlow prints chains of thousands of
+    lines, so only the chain's first and last ``limit`` lines are kept (the original cause is
+    at its start). A training iteration after a traceback means it did not stop the child:
+    :meth:`progressed` forgets it.
+    """
+
+    def __init__(self, limit: int = 2000, last: int = 30):
+        self.limit, self.last = limit, last
+        self.head: list[str] = []  # the chain's first lines
+        self.rest: list[str] = []  # its lines after head, the last ``limit`` of them
+        self.tail: list[str] = []  # the last lines of output, traceback or not
+        self._separated = False  # a chain separator came since the last traceback line
+
+    def feed(self, line: str) -> None:
+        text = _ANSI.sub("", line).rstrip()
+        self.tail = (self.tail + [text])[-self.last:]
+        if text == _TRACEBACK and not self._separated:
+            self.head, self.rest = [], []
+        if text == _TRACEBACK:
+            self._separated = False
+        elif text in _CHAINED:
+            self._separated = True
+        if text == _TRACEBACK or self.head:
+            if len(self.head) < self.limit:
+                self.head.append(text)
+            else:
+                self.rest = (self.rest + [text])[-self.limit:]
+
+    def progressed(self) -> None:
+        self.head, self.rest = [], []
+
+    @property
+    def exception(self) -> str | None:
+        """The original exception of the last traceback chain, if one was printed."""
+        return failure_cause(self.head + self.rest)
+
+    def cause(self) -> str | None:
+        """The original exception of the last traceback chain, else the last error-like line."""
+        return self.exception or _error_line(self.tail)
+
+
+def failure_cause(lines) -> str | None:
+    """The original cause in console ``lines`` that hold a Python traceback chain.
+
+    In a chain the first exception is the original one; one that names an inner exception in
+    its message (TensorFlow's ``UnknownError: … AssertionError: window size …``) gives the
+    inner one. An exception without a message is passed over for one with a message.
+    """
+    found = []
+    for line in lines:
+        text = _ANSI.sub("", line).rstrip()
+        exception = _exception(text) if text and not text[0].isspace() else None
+        if exception is not None:
+            found.append(exception)
+    with_message = [e for e in found if ": " in e]
+    return (with_message or found or [None])[0]
+
+
+def _error_line(lines) -> str | None:
+    """The last line that looks like an error, without TensorFlow's op locations."""
+    for line in reversed(lines):
+        text = line.strip()
+        if text and not _OP_LOCATION.match(text) and \
+                ("Error" in text or "error" in text or "CRITICAL" in text):
+            return text[-300:]
+    return None
