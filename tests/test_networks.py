@@ -30,7 +30,8 @@ MAX_ITER = 2
 # train on tf1 in test_runtimes.py.
 ALL = os.environ.get("LRSEARCH_ALL_NETWORKS") == "1"
 HEAVY = {"unet": "its smallest window is 96³ (output 8³): 2 iterations and inference take "
-                 "about 110 s on tf2 and more on tf1"}
+                 "about 110 s on tf2; on tf1 (CPU) TensorFlow 1.15 needed over 20 GB and was "
+                 "killed on a 24 GB machine"}
 CI_TF1 = {"holisticnet"}
 
 

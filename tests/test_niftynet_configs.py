@@ -45,7 +45,8 @@ class Shipped:
 
 
 # Shapes: each training window, and the inference window where one is set, fits the image
-# after NiftyNet's volume_padding_size on both sides, so a refusal is the config's, not the data's.
+# after NiftyNet's volume_padding_size on both sides and after scaling_percentage's shrinking,
+# so a refusal is the config's, not the data's.
 SHIPPED: dict[str, Shipped] = {
     "config/deepmedic_config.ini": Shipped(PARCELLATION, (171, 171, 171), VALIDATION, 160),
     "config/default_multimodal_segmentation.ini": Shipped(
@@ -69,7 +70,7 @@ SHIPPED: dict[str, Shipped] = {
         (64, 64, 64), VALIDATION, 3, wrong_section=True),
     "demos/PROMISE12/promise12_balanced_train_config.ini": Shipped(
         {"modalities": ("",), "label": "_segmentation", "file": "Case0{k}{name}.mhd"},
-        (64, 64, 8), VALIDATION),
+        (72, 72, 10), VALIDATION),  # scaling_percentage -10 % shrinks 64 to 58 while sampling
     "demos/PROMISE12/promise12_demo_train_config.ini": Shipped(
         {"modalities": ("",), "label": "_segmentation", "file": "Case0{k}{name}.mhd"},
         (16, 16, 16), VALIDATION),
