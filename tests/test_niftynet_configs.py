@@ -168,7 +168,7 @@ def test_shipped_config_trains_or_is_refused_up_front(name, tmp_path, capsys):
         assert trial.user_attrs["iterations"] == 2
         return
     assert code == 2, err[-3000:]
-    refusal = [line for line in lines if not line.startswith("warning")]
+    refusal = [line for line in lines if not line.startswith("lrsearch: warning:")]
     assert len(refusal) == 1, err
     if expected.wrong_section and WRONG_SECTION in refusal[0]:
         pytest.xfail(f"a key in the wrong section is still refused: {refusal[0]}")
