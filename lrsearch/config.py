@@ -65,6 +65,7 @@ __all__ = [
     "check_inference_window",
     "check_labels",
     "check_model_dir",
+    "check_loaders",
     "check_training",
     "check_window",
     "load_config",
@@ -1751,6 +1752,23 @@ def _padded(shape: tuple[int, ...], cfg: NiftyNetConfig) -> tuple[int, ...]:
                                            strict=False))
 
 
+def check_loaders(cfg: NiftyNetConfig) -> None:
+    """Raises ConfigError for an input section whose ``loader`` is not nibabel.
+
+    lrsearch checks every image, and scores every segmentation, with nibabel; files it can
+    read are NIfTI-like, which the other loaders (io/image_loader.py: opencv, skimage, pillow,
+    simpleitk, dummy) either cannot read or, when their package is missing from the runtime,
+    fail on inside the trial.
+    """
+    for name, section in cfg.inputs.items():
+        if section.loader not in (None, "", "nibabel"):
+            raise ConfigError(
+                f"{cfg.path}: [{name}] loader = {section.loader}: lrsearch reads and checks "
+                "images with nibabel only (NIfTI, Analyze, MGH); convert the images to NIfTI "
+                "and set loader = nibabel or remove the key"
+            )
+
+
 def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True,
               report: Callable[[str], None] | None = None) -> Dataset:
     """Finds and checks the training images the way NiftyNet pairs them; raises DataError.
@@ -1761,6 +1779,7 @@ def scan_data(cfg: NiftyNetConfig, *, read_data: bool = True,
     ``report`` hears how far a long first read has got. Shapes are compared as NiftyNet sees
     them, after reorientation (``axcodes``), resampling (``pixdim``) and volume padding.
     """
+    check_loaders(cfg)
     inputs = cfg.inputs
     groups = [(g, name) for g in _TRAINING_INPUTS for name in cfg.get("SEGMENTATION", g)]
     if not groups:

@@ -29,3 +29,36 @@ def tiny_config(tmp_path: Path, subjects: int = 5, validate_every: int = 5,
     config = tmp_path / "tiny.ini"
     config.write_text(text)
     return config
+
+
+def write_volumes(directory: Path, shape: tuple[int, ...], *, subjects: int = 3,
+                  modalities: tuple[str, ...] = ("T1",), label: str = "Label",
+                  classes: int = 2, file: str = "subject{k}_{name}",
+                  extra: tuple[str, ...] = ()) -> Path:
+    """Writes ``subjects`` image/label sets of any shape (2-D or 3-D) as real NIfTI files.
+
+    Files are ``file.format(k=subject, name=...)`` plus ``.nii.gz`` for each modality, the
+    label (every class 0..classes-1 present, in slabs) and each ``extra`` name (a positive
+    float map, e.g. a weight image). Images are noise plus the label times
+    100, per modality scaled differently, so every network has something to learn.
+    """
+    import nibabel as nib
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(subjects):
+        # classes 0..classes-1 in slabs along the flattened volume: each one present, as
+        # NiftyNet's label_normalisation requires (one mapping entry per class)
+        size = int(np.prod(shape))
+        labels = (np.arange(size) * classes // size).reshape(shape).astype(np.uint8)
+        files = {label: labels}
+        for i, name in enumerate(modalities):
+            files[name] = (rng.normal(0.0, 10.0, shape) + (i + 1) * 100.0 * labels
+                           ).astype(np.float32)
+        for name in extra:
+            files[name] = (1.0 + rng.random(shape)).astype(np.float32)
+        for name, data in files.items():
+            nib.save(nib.Nifti1Image(data, np.eye(4)),
+                     directory / (file.format(k=k, name=name) + ".nii.gz"))
+    return directory

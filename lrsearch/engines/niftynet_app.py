@@ -33,7 +33,12 @@ def foreground_dice(prediction, ground_truth, num_classes):
     """Hard Dice over foreground classes 1..C-1 for each window, averaged over the batch.
 
     A class absent from both prediction and label counts as Dice 1 for that window.
+    ``prediction`` may be a list of multi-scale outputs (holisticnet while training): NiftyNet's
+    loss scores each, and its inference keeps the last one (the fused scores), so that one is
+    the segmentation whose Dice this reports.
     """
+    if isinstance(prediction, (list, tuple)):
+        prediction = prediction[-1]
     spatial_axes = list(range(1, prediction.shape.ndims - 1))
     predicted = tf.argmax(prediction, axis=-1, output_type=tf.int32)
     if ground_truth.shape.ndims == prediction.shape.ndims and \

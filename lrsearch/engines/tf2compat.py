@@ -5,7 +5,8 @@ NiftyNet is TF 1 graph-mode code and is no longer maintained. Instead of editing
 segmentation path needs (see the project's NiftyNet notes for how each one shows up):
 
 1. ``import tensorflow as tf`` must give the v1 API with v2 behaviour disabled;
-2. the few ``tensorflow.contrib`` names NiftyNet imports (``contrib`` is gone in TF 2);
+2. the few ``tensorflow.contrib`` names NiftyNet imports (``contrib`` is gone in TF 2),
+   including ``layers.instance_norm`` (no_new_net's normalisation);
 3. ``GeneratorEnqueuer``, which moved inside TF's private keras package;
 4. numpy 2: ``tf.py_func`` outputs promoted to int64 where NiftyNet declares int32 (NEP 50),
    and the removed aliases ``np.float`` / ``np.int`` / ``np.bool``;
@@ -82,6 +83,44 @@ def _contrib_modules(v1) -> dict[str, types.ModuleType]:
 
         return apply
 
+    def instance_norm(inputs, center=True, scale=True, epsilon=1e-6, activation_fn=None,
+                      param_initializers=None, reuse=None, variables_collections=None,
+                      outputs_collections=None, trainable=True, data_format="NHWC",
+                      scope=None):
+        """TF 1.15's ``contrib.layers.instance_norm`` (normalization.py), same variables.
+
+        Mean and variance over the spatial axes of each sample and channel; ``beta`` (zeros)
+        and ``gamma`` (ones) per channel under ``<scope>/InstanceNorm``, model variables as
+        in contrib, so checkpoints keep their names. Collections arguments are not used by
+        NiftyNet (it passes None) and are ignored.
+        """
+        rank = inputs.shape.ndims
+        channels_first = data_format.startswith("NC")
+        channel_axis = 1 if channels_first else rank - 1
+        channels = inputs.shape[channel_axis]
+        if channels is None:
+            raise ValueError(f"Inputs {inputs.name} has undefined channels dimension.")
+        broadcast = [1, channels] + [1] * (rank - 2) if channels_first else None
+        moments_axes = [a for a in range(1, rank) if a != channel_axis]
+        initializers = param_initializers or {}
+        collections = [v1.GraphKeys.GLOBAL_VARIABLES, v1.GraphKeys.MODEL_VARIABLES]
+
+        def param(name, default):
+            variable = v1.get_variable(
+                name, shape=[channels], dtype=inputs.dtype.base_dtype,
+                initializer=initializers.get(name, default), trainable=trainable,
+                collections=collections + ([v1.GraphKeys.TRAINABLE_VARIABLES]
+                                           if trainable else []))
+            return v1.reshape(variable, broadcast) if broadcast else variable
+
+        with v1.variable_scope(scope, "InstanceNorm", [inputs], reuse=reuse):
+            beta = param("beta", v1.zeros_initializer()) if center else None
+            gamma = param("gamma", v1.ones_initializer()) if scale else None
+            mean, variance = v1.nn.moments(inputs, moments_axes, keep_dims=True)
+            outputs = v1.nn.batch_normalization(inputs, mean, variance, beta, gamma, epsilon,
+                                                name="instancenorm")
+            return activation_fn(outputs) if activation_fn is not None else outputs
+
     regularizers = module(
         "tensorflow.contrib.layers.python.layers.regularizers",
         l1_regularizer=l1_regularizer,
@@ -97,6 +136,7 @@ def _contrib_modules(v1) -> dict[str, types.ModuleType]:
         l1_regularizer=l1_regularizer,
         l2_regularizer=l2_regularizer,
         variance_scaling_initializer=v1.variance_scaling_initializer,
+        instance_norm=instance_norm,
     )
     framework = module(
         "tensorflow.contrib.framework", list_variables=v1.train.list_variables
