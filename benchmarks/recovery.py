@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lrsearch.trial import checkpoint_iteration  # noqa: E402
+from lrsearch.nifty.contract import checkpoint_iteration  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 from tests.tiny import TINY_SPACE, tiny_config  # noqa: E402
 

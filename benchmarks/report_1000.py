@@ -46,7 +46,7 @@ def build(url: str, trials: int) -> float:
 
     import optuna
 
-    from lrsearch.live import artifact_dir
+    from lrsearch.monitor.live import artifact_dir
     from tests.synthetic import add_trials, make_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

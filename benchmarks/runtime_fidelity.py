@@ -37,8 +37,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.seeded_niftynet import SEED_ENV  # noqa: E402
-from lrsearch.engines import Runtime, get_runtime  # noqa: E402
 from lrsearch.engines.checks import probe  # noqa: E402
+from lrsearch.engines.runtime import Runtime, get_runtime  # noqa: E402
 from lrsearch.selfcheck import Tiny, single_trial, write_tiny_config  # noqa: E402
 
 SEEDED_MAIN = "benchmarks.seeded_niftynet"

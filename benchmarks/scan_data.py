@@ -20,8 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lrsearch.config import load_config, scan_data, verified_images_path
 from lrsearch.demo import write_demo_data
+from lrsearch.nifty.config import load_config
+from lrsearch.nifty.dataset import scan_data
+from lrsearch.nifty.images import verified_images_path
 
 REPO = Path(__file__).resolve().parents[1]
 IXI_SUBJECTS = 581

@@ -45,14 +45,17 @@ from pathlib import Path
 
 import optuna
 
-from lrsearch import lrfind
-from lrsearch import study as lrstudy
-from lrsearch.config import load_config
 from lrsearch.demo import ensure_demo_data
+from lrsearch.monitor.progress import QUIET, Progress
+from lrsearch.nifty.config import load_config
+from lrsearch.nifty.contract import inference_args
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
-from lrsearch.progress import QUIET, Progress
-from lrsearch.space import load_space
-from lrsearch.trial import TrialContext, inference_run, volume_scores
+from lrsearch.run import range_test as run_range_test
+from lrsearch.run import study as run_study
+from lrsearch.run import workers
+from lrsearch.run.trial import TrialContext, volume_scores
+from lrsearch.search import range_test as search_range_test
+from lrsearch.search.space import load_space
 
 NIFTYNET_LR = 1e-3
 NNUNET_ADAM_LR = 3e-4
@@ -74,7 +77,7 @@ three_phase = [false]
 
 def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: int,
           objective: str | None = None):
-    return lrstudy.prepare(DEMO_CONFIG, space, study_name=name,
+    return run_study.prepare(DEMO_CONFIG, space, study_name=name,
                            storage_url=f"sqlite:///{work / 'bench.db'}", trials=trials,
                            seed=seed, max_iter=max_iter, runs_dir=work / name,
                            objective=objective)
@@ -83,14 +86,14 @@ def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: 
 def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:
     """Runs a plan to completion with lrsearch's workers (own sampler/pruner if given); a
     study finished by an earlier run (--work) is read back."""
-    study = lrstudy.load_or_create(plan)
+    study = run_study.load_or_create(plan)
     if sampler is not None:
         study = optuna.load_study(study_name=plan.name, storage=plan.storage_url,
                                   sampler=sampler, pruner=pruner)
     if enqueue and not study.trials:
         study.enqueue_trial(enqueue)
     progress = Progress(plan.trials, QUIET)
-    lrstudy.Workers(study, plan, progress).run()
+    workers.Workers(study, plan, progress).run()
     progress.close()
     return study
 
@@ -127,8 +130,8 @@ def _checkpoint_dice(ctx: TrialContext, trial: optuna.trial.FrozenTrial, iterati
         config_path = directory / f"inference-{iteration}.ini"
         load_config(directory / "trial.ini").with_values({"INFERENCE": {
             "inference_iter": iteration, "save_seg_dir": str(seg_dir)}}).write(config_path)
-        command = ctx.runtime.command([inference_run(config_path,
-                                                     directory / "inference_split.csv")])
+        command = ctx.runtime.command([inference_args(config_path,
+                                                      directory / "inference_split.csv")])
         with open(directory / f"inference-{iteration}.log", "w") as log:
             subprocess.run(command, env=ctx.runtime.environment(), cwd=directory, check=True,
                            stdout=log, stderr=subprocess.STDOUT)
@@ -198,13 +201,13 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
                                "polynomial.power": 0.9, "polynomial.end_ratio": 0.0})
     plan = _plan(work, f"e-lrfind-{seed}", space, 1, max_iter, seed)
     ctx = plan.context
-    stored = lrstudy.load_or_create(plan).user_attrs.get(lrfind.STUDY_ATTR)
+    stored = run_study.load_or_create(plan).user_attrs.get(run_range_test.STUDY_ATTR)
     if stored:  # --work: (e) ran with this range test
-        found = lrfind.RangeTest.from_dict(stored)
+        found = search_range_test.RangeTest.from_dict(stored)
     else:
-        found = lrfind.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
+        found = run_range_test.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
                                       ctx.runtime, iterations=lr_find_iters)
-        lrstudy.load_or_create(plan).set_user_attr(lrfind.STUDY_ATTR, found.to_dict())
+        run_study.load_or_create(plan).set_user_attr(run_range_test.STUDY_ATTR, found.to_dict())
     one_cycle_params = {"family": "one_cycle", "one_cycle.pct_start": 0.3,
                         "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
                         "one_cycle.final_div_factor": 1e4, "one_cycle.three_phase": False}
@@ -245,7 +248,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--lr-find-iterations", type=int, default=lrfind.ITERATIONS)
+    parser.add_argument("--lr-find-iterations", type=int, default=search_range_test.ITERATIONS)
     parser.add_argument("--compare-pruners", nargs="*", default=[], metavar="KIND",
                         help="also run (a) with these [pruner] kinds (median, none)")
     parser.add_argument("--fast-objective", default="dice_auc", metavar="OBJECTIVE",

@@ -1,4 +1,4 @@
-"""NiftyNet's ``net_run`` (as :mod:`lrsearch.engines.niftynet_main`) with every seed it has fixed.
+"""NiftyNet's ``net_run`` (as :mod:`lrsearch.engines.child.main`) with every seed it has fixed.
 
     LRSEARCH_SEED=3 python -m benchmarks.seeded_niftynet train -a APP -c trial.ini
 
@@ -39,7 +39,7 @@ def main():
 
     numpy.random.seed(seed)
     _seed_every_graph(seed)
-    from lrsearch.engines.niftynet_main import main as net_run
+    from lrsearch.engines.child.main import main as net_run
 
     return net_run()
 

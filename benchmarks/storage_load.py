@@ -29,10 +29,12 @@ sys.path.insert(0, str(REPO))
 def worker(url: str, trials: int, out: Path) -> None:
     import optuna
 
-    from lrsearch.progress import QUIET, Progress
-    from lrsearch.space import load_space
-    from lrsearch.storage import open_storage
-    from lrsearch.study import StudyPlan, Workers, make_pruner, make_sampler, make_slots
+    from lrsearch.monitor.progress import QUIET, Progress
+    from lrsearch.run.plan import StudyPlan, make_slots
+    from lrsearch.run.storage import open_storage
+    from lrsearch.run.workers import Workers
+    from lrsearch.search.space import load_space
+    from lrsearch.search.strategy import make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = load_space(REPO / "studies" / "default.toml")

@@ -36,12 +36,12 @@ import optuna  # noqa: E402
 
 from benchmarks.search_efficiency import _checkpoint_curve  # noqa: E402
 from benchmarks.seeded_niftynet import SEED_ENV  # noqa: E402
-from lrsearch import study as lrstudy  # noqa: E402
-from lrsearch.config import load_config  # noqa: E402
 from lrsearch.demo import TISSUE_CLASSES, ensure_demo_data  # noqa: E402
-from lrsearch.engines import get_runtime  # noqa: E402
-from lrsearch.metrics import foreground_dice, read_inferred  # noqa: E402
+from lrsearch.engines.runtime import get_runtime  # noqa: E402
+from lrsearch.nifty.config import load_config  # noqa: E402
+from lrsearch.nifty.metrics import foreground_dice, read_inferred  # noqa: E402
 from lrsearch.paths import DEFAULT_SPACE, DEMO_TISSUE_CONFIG  # noqa: E402
+from lrsearch.run import study  # noqa: E402
 from lrsearch.selfcheck import single_trial  # noqa: E402
 
 MIN_GAIN = 0.03
@@ -92,7 +92,7 @@ def _seed_run(config: Path, lr: float, work: Path, seed: int, budget: int, facto
                          f"{trial.user_attrs.get('stop_reason', 'see the run folder')}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = lrstudy.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
+        plan = study.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
                                trials=1, max_iter=factor * budget, runs_dir=work / "scoring",
                                runtime=runtime)
     curve = dict(_checkpoint_curve(plan.context, trial))

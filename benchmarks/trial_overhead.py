@@ -26,12 +26,12 @@ from pathlib import Path
 
 import optuna
 
-from lrsearch import study as lrstudy
-from lrsearch.config import load_config
 from lrsearch.demo import ensure_demo_data
-from lrsearch.engines import get_runtime
-from lrsearch.engines.console import parse_line
-from lrsearch.progress import QUIET, Progress
+from lrsearch.engines.runtime import get_runtime
+from lrsearch.monitor.progress import QUIET, Progress
+from lrsearch.nifty.config import load_config
+from lrsearch.nifty.console import parse_line
+from lrsearch.run import study as run_study
 
 REPO = Path(__file__).resolve().parents[1]
 STOCK_APP = "niftynet.application.segmentation_application.SegmentationApplication"
@@ -72,12 +72,12 @@ def plain_run(work: Path, split: Path, iterations: int, k: int) -> float:
 def lrsearch_run(work: Path, space: Path, iterations: int, k: int) -> dict:
     storage = f"sqlite:///{work / 'overhead.db'}"
     name = f"overhead-{k}"
-    plan = lrstudy.prepare(REPO / "configs" / "demo.ini", space, study_name=name,
+    plan = run_study.prepare(REPO / "configs" / "demo.ini", space, study_name=name,
                            storage_url=storage, trials=1, max_iter=iterations,
                            runs_dir=work / name)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study.enqueue_trial({"family": "constant", "base_lr": 1e-3, "optimiser": "adam"})
-    lrstudy.optimize(plan, Progress(1, QUIET))
+    run_study.optimize(plan, Progress(1, QUIET))
     trial = optuna.load_study(study_name=name, storage=storage).trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
     return {"wall": trial.user_attrs["wall_seconds"], **trial.user_attrs["timing"],
@@ -98,7 +98,7 @@ def main() -> None:
     space = work / "space.toml"
     space.write_text(SPACE)
     # one split for both sides: the one the first lrsearch study writes
-    plan = lrstudy.prepare(REPO / "configs" / "demo.ini", space, study_name="split",
+    plan = run_study.prepare(REPO / "configs" / "demo.ini", space, study_name="split",
                            storage_url=f"sqlite:///{work / 'split.db'}", trials=1,
                            runs_dir=work / "split")
     split = plan.context.split_file

@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
     it rejects (``unrecognized arguments: --storage postgresql://user:secret@…``)."""
 
     def error(self, message: str):
-        from lrsearch.storage import redact
+        from lrsearch.urls import redact
 
         super().error(redact(message))
 
@@ -80,7 +80,7 @@ def _log_to_stderr(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from lrsearch.progress import NORMAL, QUIET
+    from lrsearch.monitor.progress import NORMAL, QUIET
 
     args.verbosity = QUIET if args.quiet else NORMAL + args.verbose
     _log_to_stderr(args.verbosity)

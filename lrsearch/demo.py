@@ -34,6 +34,7 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from lrsearch.errors import DataError
+from lrsearch.paths import DEMOS
 
 __all__ = [
     "DEFAULT_SHAPE", "DEFAULT_SUBJECTS", "TASKS", "TISSUE_CLASSES", "ensure_demo_data",
@@ -410,3 +411,13 @@ def _smooth_field(rng: np.random.Generator, points: np.ndarray, cells: int) -> n
     lattice = rng.standard_normal((cells,) * 3)
     index = (points + 1.6) / 3.2 * (cells - 1)
     return ndimage.map_coordinates(lattice, index, order=2, mode="nearest")
+
+
+def config_or_demo(config: pathlib.Path | None, demo: str = "brain") -> pathlib.Path:
+    """The user's config, or the built-in ``demo`` task's config with its data written on
+    first use."""
+    if config is not None:
+        return config
+    demo_config, data_dir = DEMOS[demo]
+    ensure_demo_data(data_dir, task=demo)
+    return demo_config

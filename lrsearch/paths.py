@@ -23,14 +23,3 @@ def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "lrsearch"
 
-
-def config_or_demo(config: Path | None, demo: str = "brain") -> Path:
-    """The user's config, or the built-in ``demo`` task's config with its data written on
-    first use."""
-    if config is not None:
-        return config
-    from lrsearch.demo import ensure_demo_data
-
-    demo_config, data_dir = DEMOS[demo]
-    ensure_demo_data(data_dir, task=demo)
-    return demo_config

@@ -14,12 +14,12 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lrsearch import config as niftynet_config
 from lrsearch.demo import write_demo_data
-from lrsearch.engines import Runtime
+from lrsearch.engines.runtime import Runtime
+from lrsearch.nifty import config as nifty_config
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
-from lrsearch.schedules import Constant
-from lrsearch.space import TrialSetup
+from lrsearch.search.schedules import Constant
+from lrsearch.search.space import TrialSetup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ def write_tiny_config(directory: Path, tiny: Tiny = Tiny(), data_dir: Path | Non
     data = Path(data_dir) if data_dir else directory / "data"
     if not data.is_dir():
         write_demo_data(data, subjects=tiny.subjects, shape=(tiny.volume,) * 3)
-    cfg = niftynet_config.load_config(DEMO_CONFIG)
+    cfg = nifty_config.load_config(DEMO_CONFIG)
     window = (tiny.window,) * 3
     changes: dict[str, dict[str, object]] = {
         section: {"path_to_search": str(data), "spatial_window_size": window}
@@ -84,12 +84,12 @@ def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 
     """
     import warnings
 
-    from lrsearch import study as studies
-    from lrsearch.trial import TrialFailed, run_trial
+    from lrsearch.run import study as run_study
+    from lrsearch.run.trial import TrialFailed, run_trial
 
     with warnings.catch_warnings():  # Optuna's notes on storage options, not ours to act on
         warnings.simplefilter("ignore")
-        plan = studies.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
+        plan = run_study.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
                                trials=1, max_iter=max_iter, runs_dir=Path(runs_dir),
                                runtime=runtime)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

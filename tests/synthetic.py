@@ -17,8 +17,8 @@ from pathlib import Path
 import optuna
 
 from lrsearch.paths import DEFAULT_SPACE
-from lrsearch.schedules import curve
-from lrsearch.space import load_space
+from lrsearch.search.schedules import curve
+from lrsearch.search.space import load_space
 
 FAIL_RATE = 0.03
 
@@ -28,7 +28,7 @@ def make_study(storage: str, name: str = "synthetic", *, max_iter: int = 600,
                runs_dir: str | Path | None = None,
                split_file: str | Path | None = None) -> optuna.Study:
     """A study with lrsearch's study attributes, its median pruner and a random sampler."""
-    from lrsearch.study import make_pruner
+    from lrsearch.search.strategy import make_pruner
 
     study = optuna.create_study(
         study_name=name, storage=storage, direction="maximize",
@@ -60,8 +60,8 @@ def _dice(quality: float, fraction: float, rng: random.Random) -> float:
 def describe(trial: optuna.Trial, setup, max_iter: int, run_dir: Path) -> None:
     """The user attributes ``lrsearch.trial`` stores when a trial starts."""
     schedule = setup.schedule
-    application = "lrsearch.engines.niftynet_app.ScheduledSegmentationApplication"
-    command = (f"/usr/bin/python3 -m lrsearch.engines.niftynet_main train -a {application} "
+    application = "lrsearch.engines.child.application.ScheduledSegmentationApplication"
+    command = (f"/usr/bin/python3 -m lrsearch.engines.child.main train -a {application} "
                f"-c {run_dir}/trial.ini --then inference -a {application} -c "
                f"{run_dir}/trial.ini --dataset_split_file {run_dir}/inference_split.csv")
     for key, value in {
@@ -95,7 +95,7 @@ def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every
     ``leave_running``: the last trial stops half-way without being told, as if it were still
     training.
     """
-    from lrsearch.live import LiveTrial
+    from lrsearch.monitor.live import LiveTrial
 
     rng = random.Random(seed)
     space = load_space(DEFAULT_SPACE)

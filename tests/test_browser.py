@@ -25,7 +25,7 @@ import optuna
 import pytest
 
 from lrsearch import cli
-from lrsearch.live import artifact_dir
+from lrsearch.monitor.live import artifact_dir
 from tests.synthetic import add_trials, make_study
 
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import optuna
 
-from lrsearch import checkpoints
-from lrsearch.trial import checkpoint_iteration
+from lrsearch.nifty import contract
+from lrsearch.nifty.contract import checkpoint_iteration
+from lrsearch.run import checkpoints
 
 
 def saved_model(models: Path, iteration: int) -> None:
@@ -22,8 +23,8 @@ def saved_model(models: Path, iteration: int) -> None:
 
 def test_saved_iteration_reads_niftynets_save_line():
     line = "\x1b[1mINFO:niftynet:\x1b[0m iter 100 saved: /runs/trial-0003/model/models/model.ckpt"
-    assert checkpoints.saved_iteration(line) == 100
-    assert checkpoints.saved_iteration("INFO:niftynet: training iter 100, loss=0.3") is None
+    assert contract.saved_iteration(line) == 100
+    assert contract.saved_iteration("INFO:niftynet: training iter 100, loss=0.3") is None
 
 
 def test_each_save_replaces_the_trials_previous_copy_and_restores_anywhere(tmp_path):

@@ -16,8 +16,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from lrsearch import config as nc
 from lrsearch.errors import ConfigError, DataError
+from lrsearch.nifty import config, dataset, locations, windows
+from lrsearch.nifty import ini as nifty_ini
+from lrsearch.nifty import split as nifty_split
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "configs" / "ixi_highres3dnet.ini"
@@ -130,7 +132,7 @@ num_classes = 2
 # ---------------------------------------------------------------------------------------------
 
 def test_seed_config_values_are_typed():
-    cfg = nc.load_config(SEED)
+    cfg = config.load_config(SEED)
     assert cfg.path == SEED
     assert cfg.network_name == "highres3dnet"
     assert cfg.get("NETWORK", "activation_function") == "prelu"
@@ -149,21 +151,21 @@ def test_seed_config_values_are_typed():
 
 
 def test_seed_config_passes_the_static_checks():
-    cfg = nc.load_config(SEED)
-    nc.check_training(cfg)
-    nc.check_window(cfg)
+    cfg = config.load_config(SEED)
+    windows.check_training(cfg)
+    windows.check_window(cfg)
 
 
 def test_seed_config_pairs_ixi_file_names(tmp_path, monkeypatch):
     ixi_files(tmp_path / "data" / "IXI")
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(SEED)
+    cfg = config.load_config(SEED)
     # 24^3 test volumes cannot hold the seed's 80^3 window
     with pytest.raises(DataError, match=r"smaller than the spatial_window_size 80, 80, 80"):
-        nc.scan_data(cfg)
+        dataset.scan_data(cfg)
     small = cfg.with_values({"T1": {"spatial_window_size": (16, 16, 16)},
                              "brain_mask": {"spatial_window_size": (16, 16, 16)}})
-    data = nc.scan_data(small)
+    data = dataset.scan_data(small)
     assert data.subjects == ("IXI002Guys0828", "IXI012HH1211", "IXI013HH1212")
     assert data.files["T1"]["IXI002Guys0828"] == tmp_path / "data/IXI/IXI002-Guys-0828-T1.nii.gz"
     assert data.files["brain_mask"]["IXI002Guys0828"].name == "IXI002-Guys-0828-brain-mask.nii.gz"
@@ -199,22 +201,22 @@ def test_seed_config_pairs_ixi_file_names(tmp_path, monkeypatch):
     ],
 )
 def test_subject_id_rule(files, contains, not_contains, remove, expected):
-    assert nc.match_subjects(files, contains, not_contains, remove) == expected
+    assert dataset.match_subjects(files, contains, not_contains, remove) == expected
 
 
 def test_subject_ids_must_be_unique():
     with pytest.raises(DataError, match=r"a_T1\.nii\.gz and a_T1\.nii both give subject id 'a_'"):
-        nc.match_subjects(["a_T1.nii.gz", "a_T1.nii"], ("T1",))
+        dataset.match_subjects(["a_T1.nii.gz", "a_T1.nii"], ("T1",))
     # the first piece decides, before shared pieces are dropped (NiftyNet refuses this too)
     with pytest.raises(DataError, match=r"both give subject id 'scan_'"):
-        nc.match_subjects(["scan_T1_s1.nii.gz", "scan_T1_s2.nii.gz"], ("T1",))
+        dataset.match_subjects(["scan_T1_s1.nii.gz", "scan_T1_s2.nii.gz"], ("T1",))
 
 
 def test_demo_config_scan(tmp_path, monkeypatch):
     demo_files(tmp_path / "demo_data")
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(demo_config(tmp_path))
-    data = nc.scan_data(cfg)
+    cfg = config.load_config(demo_config(tmp_path))
+    data = dataset.scan_data(cfg)
     assert data.subjects == ("IXI000_", "IXI001_", "IXI002_")
     assert set(data.files) == {"T1", "brain"}
     assert data.files["brain"]["IXI001_"] == tmp_path / "demo_data" / "IXI001_brain.nii.gz"
@@ -237,7 +239,7 @@ def test_demo_config_scan(tmp_path, monkeypatch):
 def test_malformed_ini_names_file_and_line(tmp_path, text, pieces):
     path = ini(tmp_path, text)
     with pytest.raises(ConfigError) as err:
-        nc.load_config(path)
+        config.load_config(path)
     assert str(err.value).startswith(str(path))
     for piece in pieces:
         assert piece in str(err.value)
@@ -265,7 +267,7 @@ def test_malformed_ini_names_file_and_line(tmp_path, text, pieces):
 def test_invalid_keys_and_values(tmp_path, extra, pieces):
     path = ini(tmp_path, MINIMAL + extra)
     with pytest.raises(ConfigError) as err:
-        nc.load_config(path)
+        config.load_config(path)
     message = str(err.value)
     assert message.startswith(str(path))
     for piece in pieces:
@@ -276,30 +278,30 @@ def test_bad_input_section_values(tmp_path):
     path = ini(tmp_path, MINIMAL.replace("16, 16, 16", "16x16x16"))
     with pytest.raises(ConfigError, match=r"\[T1\] spatial_window_size = 16x16x16: expected "
                                           r"comma-separated integers"):
-        nc.load_config(path)
+        config.load_config(path)
     path = ini(tmp_path, MINIMAL.replace("filename_contains = T1", "filename_contans = T1"))
     with pytest.raises(ConfigError, match=r"\[T1\] unknown key 'filename_contans'; did you mean "
                                           r"'filename_contains'"):
-        nc.load_config(path)
+        config.load_config(path)
 
 
 def test_referenced_input_section_must_exist(tmp_path):
     path = ini(tmp_path, MINIMAL.replace("image = T1", "image = T1\nlabel = labels"))
     with pytest.raises(ConfigError, match=r"\[SEGMENTATION\] label names section \[labels\], "
                                           r"which the config does not define"):
-        nc.load_config(path)
+        config.load_config(path)
 
 
 def test_segmentation_section_is_required(tmp_path):
     path = ini(tmp_path, "[TRAINING]\nlr = 0.1\n")
     with pytest.raises(ConfigError, match=r"no \[SEGMENTATION\] section"):
-        nc.load_config(path)
+        config.load_config(path)
 
 
 def test_input_section_without_a_source(tmp_path):
     path = ini(tmp_path, MINIMAL.replace("path_to_search = data\n", ""))
     with pytest.raises(ConfigError, match=r"\[T1\] sets neither path_to_search nor csv_file"):
-        nc.load_config(path)
+        config.load_config(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,9 +310,9 @@ def test_input_section_without_a_source(tmp_path):
 
 def scan_failure(folder: Path, **overrides) -> str:
     """The DataError message scan_data gives for the demo config (with overrides) in folder."""
-    cfg = nc.load_config(demo_config(folder, **overrides))
+    cfg = config.load_config(demo_config(folder, **overrides))
     with pytest.raises(DataError) as err:
-        nc.scan_data(cfg)
+        dataset.scan_data(cfg)
     return str(err.value)
 
 
@@ -363,10 +365,10 @@ def test_truncated_gzip_fails_on_data_not_header(tmp_path, monkeypatch):
     broken.write_bytes(payload[: len(payload) // 2])
     assert nib.load(str(broken)).shape == (24, 24, 24)  # the header still reads
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(demo_config(tmp_path))
-    assert nc.scan_data(cfg, read_data=False).subjects[-1] == "IXI002_"
+    cfg = config.load_config(demo_config(tmp_path))
+    assert dataset.scan_data(cfg, read_data=False).subjects[-1] == "IXI002_"
     with pytest.raises(DataError) as err:
-        nc.scan_data(cfg)
+        dataset.scan_data(cfg)
     assert f"cannot read {broken}" in str(err.value) and "[T1]" in str(err.value)
 
 
@@ -382,18 +384,18 @@ def test_images_read_in_full_once_are_remembered_until_they_change(tmp_path, mon
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     demo_files(tmp_path / "demo_data")
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(demo_config(tmp_path))
-    first = nc.scan_data(cfg)
+    cfg = config.load_config(demo_config(tmp_path))
+    first = dataset.scan_data(cfg)
     remembered = json.loads((tmp_path / "cache" / "lrsearch" / "verified-images.json")
                             .read_text())
     assert sorted(remembered) == sorted(str(p) for f in first.files.values() for p in f.values())
     broken = tmp_path / "demo_data" / "IXI001_orig.nii.gz"
     _damage_keeping_size_and_mtime(broken)
     # unchanged size and mtime: taken as verified (what rsync and make assume, too)
-    assert nc.scan_data(cfg).shapes == first.shapes
+    assert dataset.scan_data(cfg).shapes == first.shapes
     os.utime(broken)  # now it looks changed: read again, and the damage shows
     with pytest.raises(DataError, match=f"cannot read {broken}"):
-        nc.scan_data(cfg)
+        dataset.scan_data(cfg)
     # a failed scan still remembers the files it read, but never the broken one
     remembered = json.loads((tmp_path / "cache" / "lrsearch" / "verified-images.json")
                             .read_text())
@@ -405,13 +407,13 @@ def test_first_full_read_of_many_images_is_announced(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     demo_files(tmp_path / "demo_data", subjects=[f"{i:03d}" for i in range(10)], shape=(8, 8, 8))
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(demo_config(tmp_path, window="8, 8, 8", label_window="8, 8, 8"))
+    cfg = config.load_config(demo_config(tmp_path, window="8, 8, 8", label_window="8, 8, 8"))
     heard: list[str] = []
-    nc.scan_data(cfg, report=heard.append)
+    dataset.scan_data(cfg, report=heard.append)
     assert len(heard) == 1 and heard[0].startswith("reading 20 image files in full")
     assert str(tmp_path / "cache" / "lrsearch" / "verified-images.json") in heard[0]
     heard.clear()
-    nc.scan_data(cfg, report=heard.append)
+    dataset.scan_data(cfg, report=heard.append)
     assert heard == []  # nothing to read the second time
 
 
@@ -420,9 +422,9 @@ def test_unwritable_cache_does_not_stop_a_scan(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     demo_files(tmp_path / "demo_data")
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(demo_config(tmp_path))
-    assert nc.scan_data(cfg).subjects == ("IXI000_", "IXI001_", "IXI002_")
-    assert nc.scan_data(cfg).subjects == ("IXI000_", "IXI001_", "IXI002_")
+    cfg = config.load_config(demo_config(tmp_path))
+    assert dataset.scan_data(cfg).subjects == ("IXI000_", "IXI001_", "IXI002_")
+    assert dataset.scan_data(cfg).subjects == ("IXI000_", "IXI001_", "IXI002_")
 
 
 def test_matched_file_that_is_not_an_image(tmp_path, monkeypatch):
@@ -444,11 +446,11 @@ def test_two_files_with_one_subject_id(tmp_path, monkeypatch):
 def test_volume_padding_makes_room_for_the_window(tmp_path, monkeypatch):
     demo_files(tmp_path / "demo_data", shape=(24, 24, 12))
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(demo_config(tmp_path))
+    cfg = config.load_config(demo_config(tmp_path))
     with pytest.raises(DataError, match=r"24×24×12 voxels .* smaller than the spatial_window_size"):
-        nc.scan_data(cfg)
+        dataset.scan_data(cfg)
     padded = cfg.with_values({"NETWORK": {"volume_padding_size": (0, 0, 2)}})
-    assert len(nc.scan_data(padded).subjects) == 3
+    assert len(dataset.scan_data(padded).subjects) == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,14 +458,14 @@ def test_volume_padding_makes_room_for_the_window(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 def window_config(tmp_path, network, image, label=None):
-    return nc.load_config(demo_config(tmp_path, network=network, window=image,
+    return config.load_config(demo_config(tmp_path, network=network, window=image,
                                       label_window=label or image))
 
 
 def test_highres3dnet_window_must_be_a_multiple_of_8(tmp_path):
     cfg = window_config(tmp_path, "highres3dnet", "20, 20, 20")
     with pytest.raises(ConfigError) as err:
-        nc.check_window(cfg)
+        windows.check_window(cfg)
     message = str(err.value)
     for piece in (str(cfg.path), "[T1] spatial_window_size = 20, 20, 20", "highres3dnet",
                   "a multiple of 8", "16 or 24"):
@@ -487,7 +489,7 @@ def test_highres3dnet_window_must_be_a_multiple_of_8(tmp_path):
     ],
 )
 def test_windows_networks_accept(tmp_path, network, image, label):
-    nc.check_window(window_config(tmp_path, network, image, label))
+    windows.check_window(window_config(tmp_path, network, image, label))
 
 
 @pytest.mark.parametrize(
@@ -508,7 +510,7 @@ def test_windows_networks_accept(tmp_path, network, image, label):
 def test_windows_networks_refuse(tmp_path, network, image, label, pieces):
     cfg = window_config(tmp_path, network, image, label)
     with pytest.raises(ConfigError) as err:
-        nc.check_window(cfg)
+        windows.check_window(cfg)
     for piece in (network, *pieces):
         assert piece in str(err.value), str(err.value)
 
@@ -516,34 +518,34 @@ def test_windows_networks_refuse(tmp_path, network, image, label, pieces):
 def test_unet_2d_output_lengths_match_graph_construction():
     # Verified by building NiftyNet's UNet2D graph: 173 → 4, 188 → 4, 189 → 20, 204 → 20;
     # 124, 140 and 172 fail inside the network.
-    out = nc.WINDOW_RULES["unet_2d"].output
+    out = windows.WINDOW_RULES["unet_2d"].output
     assert [out(n) for n in (173, 188, 189, 204)] == [4, 4, 20, 20]
     assert [out(n) for n in (124, 140, 172)] == [0, 0, 0]
 
 
 def test_window_sizes_must_be_set_and_consistent(tmp_path):
-    cfg = nc.load_config(demo_config(tmp_path))
+    cfg = config.load_config(demo_config(tmp_path))
     missing = cfg.with_values({"brain": {"spatial_window_size": None}})
     with pytest.raises(ConfigError, match=r"\[brain\] \(SEGMENTATION label\) sets no "
                                           r"spatial_window_size"):
-        nc.check_window(missing)
+        windows.check_window(missing)
     two = cfg.with_values({
         "SEGMENTATION": {"image": ("T1", "T2")},
         "T2": {"path_to_search": "demo_data", "filename_contains": ("T2",),
                "spatial_window_size": (24, 24, 24)},
     })
     with pytest.raises(ConfigError, match=r"\[T1\] and \[T2\] are both in \[SEGMENTATION\] image"):
-        nc.check_window(two)
+        windows.check_window(two)
     unnamed = cfg.with_values({"NETWORK": {"name": None}})
     with pytest.raises(ConfigError, match=r"\[NETWORK\] name is not set"):
-        nc.check_window(unnamed)
+        windows.check_window(unnamed)
 
 
 def test_check_training(tmp_path):
-    cfg = nc.load_config(demo_config(tmp_path))
-    nc.check_training(cfg)
+    cfg = config.load_config(demo_config(tmp_path))
+    windows.check_training(cfg)
     with pytest.raises(ConfigError, match=r"num_classes = 1; segmentation needs at least 2"):
-        nc.check_training(cfg.with_values({"SEGMENTATION": {"num_classes": 1}}))
+        windows.check_training(cfg.with_values({"SEGMENTATION": {"num_classes": 1}}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +555,7 @@ def test_check_training(tmp_path):
 def test_with_values_and_write_round_trip(tmp_path, monkeypatch):
     demo_files(tmp_path / "demo_data")
     monkeypatch.chdir(tmp_path)
-    cfg = nc.load_config(SEED).with_values({
+    cfg = config.load_config(SEED).with_values({
         "T1": {"path_to_search": "demo_data", "filename_contains": "orig",
                "filename_not_contains": None, "spatial_window_size": "16, 16, 16"},
         "brain_mask": {"path_to_search": "demo_data", "filename_contains": ("brain",),
@@ -572,13 +574,14 @@ def test_with_values_and_write_round_trip(tmp_path, monkeypatch):
     parser = configparser.ConfigParser()  # what NiftyNet's launch config is
     assert parser.read(written)
     for section in parser.sections():
-        table = nc.SCHEMA[section] if section in nc.FIXED_SECTIONS else nc.SCHEMA[nc.INPUT]
+        table = nifty_ini.SCHEMA[section if section in nifty_ini.FIXED_SECTIONS
+                                 else nifty_ini.INPUT]
         assert set(parser.options(section)) <= set(table), section
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the trial runs in another working directory
-    again = nc.load_config(written)
+    again = config.load_config(written)
     assert again.model_dir == trial_dir / "model"
     assert again.dataset_split_file == trial_dir / "model" / "split.csv"
     assert again.model_path("INFERENCE", "save_seg_dir") == trial_dir / "model" / "segmentation"
@@ -593,25 +596,25 @@ def test_with_values_and_write_round_trip(tmp_path, monkeypatch):
                 assert again.values[section][key] == value, (section, key)
     assert {s: set(k) for s, k in again.values.items()} == {
         s: set(k) for s, k in trial.values.items()}
-    assert nc.scan_data(again).subjects == ("IXI000_", "IXI001_", "IXI002_")
+    assert dataset.scan_data(again).subjects == ("IXI000_", "IXI001_", "IXI002_")
 
 
 def test_write_adds_the_default_model_dir_and_escapes_percent(tmp_path):
     folder = tmp_path / "cfg"
     folder.mkdir()
-    cfg = nc.load_config(ini(folder, MINIMAL))
+    cfg = config.load_config(ini(folder, MINIMAL))
     assert cfg.model_dir == folder / "model"  # NiftyNet: <config folder>/model
     copy = tmp_path / "copy" / "copy.ini"
     cfg.write(copy)
-    assert nc.load_config(copy).model_dir == folder / "model"
+    assert config.load_config(copy).model_dir == folder / "model"
     odd = cfg.with_values({"SYSTEM": {"model_dir": str(tmp_path / "100% done")}})
     odd.write(copy)
     assert "100%% done" in copy.read_text()
-    assert nc.load_config(copy).model_dir == tmp_path / "100% done"
+    assert config.load_config(copy).model_dir == tmp_path / "100% done"
 
 
 def test_with_values_is_validated(tmp_path):
-    cfg = nc.load_config(demo_config(tmp_path))
+    cfg = config.load_config(demo_config(tmp_path))
     with pytest.raises(ConfigError, match=r"\(with_values\): \[TRAINING\] max_iter = many: "
                                           r"expected an integer"):
         cfg.with_values({"TRAINING": {"max_iter": "many"}})
@@ -629,7 +632,7 @@ def test_with_values_is_validated(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 def test_relative_paths_resolve_like_niftynet(tmp_path, monkeypatch):
-    cfg = nc.load_config(demo_config(tmp_path))
+    cfg = config.load_config(demo_config(tmp_path))
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
@@ -654,15 +657,16 @@ def test_path_to_search_falls_back_to_the_niftynet_home(tmp_path, monkeypatch):
     config_home.mkdir()
     (config_home / "config.ini").write_text(f"[global]\nhome = {home}\n")
     monkeypatch.setenv("niftynet_config_home", str(config_home))
-    assert nc.niftynet_home() == home
+    assert locations.niftynet_home() == home
     demo_files(home / "demo_data")
     (home / "models" / "demo").mkdir(parents=True)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    cfg = nc.load_config(demo_config(tmp_path))
+    cfg = config.load_config(demo_config(tmp_path))
     assert cfg.search_dirs("T1") == (home / "demo_data",)
-    assert nc.scan_data(cfg).files["T1"]["IXI000_"] == home / "demo_data" / "IXI000_orig.nii.gz"
+    found = dataset.scan_data(cfg).files["T1"]["IXI000_"]
+    assert found == home / "demo_data" / "IXI000_orig.nii.gz"
     assert cfg.model_dir == home / "models" / "demo"  # exists only under the home folder
     # a folder of that name in the working directory wins
     demo_files(work / "demo_data")
@@ -674,13 +678,13 @@ def test_path_to_search_falls_back_to_the_niftynet_home(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 def test_check_model_dir(tmp_path):
-    nc.check_model_dir(tmp_path / "new" / "deeper")
+    config.check_model_dir(tmp_path / "new" / "deeper")
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match=r"cannot create .*file/runs: .*file is a file"):
-        nc.check_model_dir(tmp_path / "file" / "runs")
-    cfg = nc.load_config(demo_config(tmp_path, model_dir=str(tmp_path / "file" / "m")))
+        config.check_model_dir(tmp_path / "file" / "runs")
+    cfg = config.load_config(demo_config(tmp_path, model_dir=str(tmp_path / "file" / "m")))
     with pytest.raises(ConfigError, match=r"demo\.ini: \[SYSTEM\] model_dir: cannot create"):
-        nc.check_model_dir(cfg)
+        config.check_model_dir(cfg)
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes anywhere")
@@ -690,7 +694,7 @@ def test_check_model_dir_read_only(tmp_path):
     locked.chmod(0o500)
     try:
         with pytest.raises(ConfigError, match=r"cannot write in .*locked"):
-            nc.check_model_dir(locked / "model")
+            config.check_model_dir(locked / "model")
     finally:
         locked.chmod(0o700)
 
@@ -701,8 +705,8 @@ def test_check_model_dir_read_only(tmp_path):
 
 def test_write_split_is_deterministic_and_well_formed(tmp_path):
     subjects = [f"IXI{i:03d}_" for i in range(10)]
-    first = nc.write_split(tmp_path / "a.csv", subjects, 0.2, seed=3)
-    second = nc.write_split(tmp_path / "b.csv", list(reversed(subjects)), 0.2, seed=3)
+    first = nifty_split.write_split(tmp_path / "a.csv", subjects, 0.2, seed=3)
+    second = nifty_split.write_split(tmp_path / "b.csv", list(reversed(subjects)), 0.2, seed=3)
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert first == second
     rows = (tmp_path / "a.csv").read_text().splitlines()
@@ -710,32 +714,33 @@ def test_write_split_is_deterministic_and_well_formed(tmp_path):
     assert not rows[0].startswith("subject")  # no header
     assert sorted(first.values()).count("validation") == 2
     assert set(first.values()) == {"training", "validation"}
-    assert nc.read_split(tmp_path / "a.csv") == first
-    splits = {tuple(sorted(nc.write_split(tmp_path / "s.csv", subjects, 0.2, seed=s).items()))
+    assert nifty_split.read_split(tmp_path / "a.csv") == first
+    splits = {tuple(sorted(
+        nifty_split.write_split(tmp_path / "s.csv", subjects, 0.2, seed=s).items()))
               for s in range(5)}
     assert len(splits) > 1  # the seed matters
 
 
 def test_write_split_small_sets_and_counts(tmp_path):
-    assert nc.write_split(tmp_path / "1.csv", ["only"]) == {"only": "training"}
-    two = nc.write_split(tmp_path / "2.csv", ["a", "b"], 0.01)
+    assert nifty_split.write_split(tmp_path / "1.csv", ["only"]) == {"only": "training"}
+    two = nifty_split.write_split(tmp_path / "2.csv", ["a", "b"], 0.01)
     assert sorted(two.values()) == ["training", "validation"]
-    counted = nc.write_split(tmp_path / "3.csv", list("abcdef"), 3)
+    counted = nifty_split.write_split(tmp_path / "3.csv", list("abcdef"), 3)
     assert list(counted.values()).count("validation") == 3
     with pytest.raises(ValueError, match="must be in"):
-        nc.write_split(tmp_path / "4.csv", ["a", "b"], 1.5)
+        nifty_split.write_split(tmp_path / "4.csv", ["a", "b"], 1.5)
 
 
 def test_read_split_rejects_what_niftynet_rejects(tmp_path):
     path = tmp_path / "split.csv"
     path.write_text("subject_id,phase\nIXI000_,training\n")
     with pytest.raises(DataError, match=r"split\.csv:1: phase 'phase' for 'subject_id'"):
-        nc.read_split(path)
+        nifty_split.read_split(path)
     path.write_text("IXI000_,training\nIXI001_,valid\n")
     with pytest.raises(DataError, match=r"split\.csv:2: phase 'valid'"):
-        nc.read_split(path)
+        nifty_split.read_split(path)
     path.write_text("IXI000_,Training\n")
-    assert nc.read_split(path) == {"IXI000_": "training"}
+    assert nifty_split.read_split(path) == {"IXI000_": "training"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -744,7 +749,7 @@ def test_read_split_rejects_what_niftynet_rejects(tmp_path):
 
 NIFTYNET_PROBE = r"""
 import argparse, contextlib, io, json, os, sys
-from lrsearch.engines import tf2compat
+from lrsearch.engines.child import tf2compat
 tf2compat.install()
 from niftynet.utilities import user_parameters_parser as upp
 from niftynet.utilities.user_parameters_default import (
@@ -807,13 +812,13 @@ def niftynet_view(tmp_path_factory):
         mp.setenv("HOME", str(work))
         mp.setenv("niftynet_config_home", str(work / ".niftynet"))
         mp.chdir(work)
-        ours = nc.load_config(seed)
+        ours = config.load_config(seed)
         written = work / "written" / "copy.ini"
         ours.with_values({
             "SYSTEM": {"model_dir": "runs/trial_0", "dataset_split_file": "split.csv"},
             "TRAINING": {"max_iter": 7, "lr": 0.25},
         }).write(written)
-        copy = nc.load_config(written)
+        copy = config.load_config(written)
         expected_paths = [(ours.model_dir, ours.dataset_split_file),
                           (copy.model_dir, copy.dataset_split_file)]
     matches = [
@@ -840,7 +845,7 @@ def _plain(value):
 
 def test_schema_matches_niftynet_defaults(niftynet_view):
     theirs = niftynet_view["view"]["defaults"]
-    for section, table in nc.SCHEMA.items():
+    for section, table in nifty_ini.SCHEMA.items():
         assert set(table) == set(theirs[section]), section
         for key, spec in table.items():
             if (section, key) in {("INPUT", "filename_contains"),  # None: no constraint
@@ -856,10 +861,11 @@ def test_niftynet_parses_our_configs_to_the_same_values(niftynet_view, monkeypat
     monkeypatch.setenv("HOME", str(work))
     for path, parsed in zip((niftynet_view["seed"], niftynet_view["written"]),
                             niftynet_view["view"]["configs"], strict=True):
-        cfg = nc.load_config(path)
+        cfg = config.load_config(path)
         for section in cfg.values:
             theirs = parsed["sections"][section]
-            table = nc.SCHEMA[section] if section in nc.FIXED_SECTIONS else nc.SCHEMA[nc.INPUT]
+            table = nifty_ini.SCHEMA[section if section in nifty_ini.FIXED_SECTIONS
+                                 else nifty_ini.INPUT]
             for key in table:
                 if key in {"weight_initializer_args", "bias_initializer_args"}:
                     continue
@@ -878,5 +884,5 @@ def test_subject_ids_match_niftynet(niftynet_view):
     for (folder, contains, not_contains, remove), theirs in zip(
             niftynet_view["matches"], niftynet_view["view"]["ids"], strict=True):
         names = sorted(os.listdir(work / folder))
-        ours = nc.match_subjects(names, contains, not_contains, remove)
+        ours = dataset.match_subjects(names, contains, not_contains, remove)
         assert ours == theirs, (folder, contains)

@@ -2,7 +2,7 @@
 
 import math
 
-from lrsearch.engines.console import ValidationRounds, parse_line
+from lrsearch.nifty.console import ValidationRounds, parse_line
 
 CONSOLE_TRAIN = ("\x1b[1mINFO:niftynet:\x1b[0m training iter 4, total_loss=0.5556, "
                  "loss=0.5555, lr=0.0003, dice_fg=0.25 (0.137380s)\n")

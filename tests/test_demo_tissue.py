@@ -10,17 +10,12 @@ import optuna
 import pytest
 
 from lrsearch import cli, demo
-from lrsearch import config as niftynet_config
-from lrsearch import study as lrstudy
-from lrsearch.demo import TISSUE_CLASSES, ensure_demo_data, write_demo_data
+from lrsearch.demo import TISSUE_CLASSES, config_or_demo, ensure_demo_data, write_demo_data
 from lrsearch.errors import DataError
-from lrsearch.paths import (
-    DEFAULT_SPACE,
-    DEMO_TISSUE_CONFIG,
-    DEMO_TISSUE_DATA_DIR,
-    DEMOS,
-    config_or_demo,
-)
+from lrsearch.nifty import config as nifty_config
+from lrsearch.nifty import dataset
+from lrsearch.paths import DEFAULT_SPACE, DEMO_TISSUE_CONFIG, DEMO_TISSUE_DATA_DIR, DEMOS
+from lrsearch.run import study
 
 REPO = DEMO_TISSUE_CONFIG.parents[2]
 SHAPE = (24, 24, 24)
@@ -135,7 +130,7 @@ def test_tissue_config_passes_the_up_front_checks(demo_cwd, tmp_path, monkeypatc
     monkeypatch.chdir(directory)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = lrstudy.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
+        plan = study.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
                                trials=1, runs_dir=tmp_path / "runs", runtime="tf2")
     cfg = plan.context.config
     assert cfg.num_classes == len(TISSUE_CLASSES) == 4
@@ -146,7 +141,7 @@ def test_tissue_config_passes_the_up_front_checks(demo_cwd, tmp_path, monkeypatc
     assert len(plan.context.dataset.subjects) == demo.DEFAULT_SUBJECTS
     labels = plan.context.dataset.files["tissue"]
     assert all(p.parent == directory / DEMO_TISSUE_DATA_DIR for p in labels.values())
-    assert niftynet_config.scan_data(cfg).shapes  # every image and label has one shape
+    assert dataset.scan_data(cfg).shapes  # every image and label has one shape
 
 
 def test_demo_and_config_exclude_each_other(capsys):
@@ -170,5 +165,5 @@ def test_optimize_demo_tissue_trains(demo_cwd, monkeypatch, capsys):
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
     assert 0.0 <= trial.value <= 1.0
     assert trial.user_attrs["iterations"] == 10
-    trial_ini = niftynet_config.load_config(directory / trial.user_attrs["run_dir"] / "trial.ini")
+    trial_ini = nifty_config.load_config(directory / trial.user_attrs["run_dir"] / "trial.ini")
     assert trial_ini.num_classes == 4

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch import checkpoints
+from lrsearch.run import checkpoints
 from lrsearch.selfcheck import Tiny, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ import optuna
 import pytest
 
 from lrsearch import cli
-from lrsearch.engines.console import parse_line
-from lrsearch.schedules import from_dict
+from lrsearch.nifty.console import parse_line
+from lrsearch.search.schedules import from_dict
 from tests.tiny import TINY_SPACE, tiny_config
 
 MAX_ITER = 30

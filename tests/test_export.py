@@ -15,10 +15,11 @@ import optuna
 import pytest
 
 from lrsearch import cli
-from lrsearch.config import load_config, scan_data
+from lrsearch.nifty.config import load_config
+from lrsearch.nifty.dataset import scan_data
 from lrsearch.paths import DEFAULT_SPACE
-from lrsearch.schedules import from_dict
-from lrsearch.space import load_space
+from lrsearch.search.schedules import from_dict
+from lrsearch.search.space import load_space
 from tests.synthetic import add_trials, make_study
 from tests.tiny import tiny_config
 
@@ -78,8 +79,8 @@ def test_export_writes_config_schedule_and_command(setup, tmp_path, capsys):
     assert words[0] == f"LRSEARCH_SCHEDULE={tmp_path / 'out' / 'trial1.schedule.json'}"
     assert words[1].startswith("PYTHONPATH=")
     python = trial.user_attrs["command"].split()[0]
-    assert words[2:] == [python, "-m", "lrsearch.engines.niftynet_main", "train", "-a",
-                         "lrsearch.engines.niftynet_app.ScheduledSegmentationApplication",
+    assert words[2:] == [python, "-m", "lrsearch.engines.child.main", "train", "-a",
+                         "lrsearch.engines.child.application.ScheduledSegmentationApplication",
                          "-c", str(target)]
 
 

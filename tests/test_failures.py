@@ -22,11 +22,12 @@ import optuna
 import pytest
 
 from lrsearch import cli
-from lrsearch import study as studies
-from lrsearch.engines.console import FailureTail, failure_cause
 from lrsearch.errors import ConfigError, EngineError, StorageError, StudyFailed
-from lrsearch.study import FailureStreak
-from lrsearch.trial import TrialFailed
+from lrsearch.nifty.console import FailureTail, failure_cause
+from lrsearch.run import study as run_study
+from lrsearch.run import workers
+from lrsearch.run.trial import TrialFailed
+from lrsearch.run.workers import FailureStreak
 from tests.tiny import TINY_SPACE, tiny_config
 
 State = optuna.trial.TrialState
@@ -87,7 +88,7 @@ def test_no_traceback_gives_the_last_error_line_without_op_locations():
 
 def test_a_child_killed_without_traceback_names_the_signal():
     """The kernel's OOM killer leaves no traceback; an allocator warning is not the cause."""
-    from lrsearch.trial import _failure_cause, _Progress
+    from lrsearch.run.trial import _failure_cause, _Progress
 
     progress = _Progress(last_iteration=12)
     for line in ["INFO:niftynet: training iter 12, loss=0.3 (0.1s)",
@@ -125,7 +126,7 @@ def test_streak_counts_the_same_cause_in_a_row():
 def window_too_large(tmp_path, monkeypatch):
     """``lrsearch optimize`` whose trials get a 32^3 window on 24^3 images."""
     monkeypatch.chdir(tmp_path)
-    prepare = studies.prepare
+    prepare = run_study.prepare
 
     def past_the_checks(*args, **kwargs):
         plan = prepare(*args, **kwargs)
@@ -134,7 +135,7 @@ def window_too_large(tmp_path, monkeypatch):
         return dataclasses.replace(plan, context=dataclasses.replace(plan.context,
                                                                      config=config))
 
-    monkeypatch.setattr(studies, "prepare", past_the_checks)
+    monkeypatch.setattr(run_study, "prepare", past_the_checks)
     return tiny_config(tmp_path), f"sqlite:///{tmp_path / 'study.db'}"
 
 
@@ -223,7 +224,7 @@ def test_a_study_without_a_completed_trial_exits_1(window_too_large, capsys):
 def test_finite_loss_blow_up_is_divergence(tmp_path):
     """Cross-entropy at a constant LR of 64 goes 1.03 → 253 → … → 2707 in 10 iterations
     (finite: no NaN); at 1e-3 the same config trains through."""
-    from lrsearch.engines import get_runtime
+    from lrsearch.engines.runtime import get_runtime
     from lrsearch.selfcheck import single_trial
 
     config = tiny_config(tmp_path)
@@ -287,8 +288,8 @@ def test_lost_trial_note_keeps_its_figures_and_says_why(tmp_path):
     """The note another worker rewrites: state and reason from the storage, figures kept."""
     from optuna_dashboard import get_note
 
-    from lrsearch.live import LiveTrial, rewrite_note
-    from lrsearch.storage import fail_stale_trials, open_storage
+    from lrsearch.monitor.live import LiveTrial, rewrite_note
+    from lrsearch.run.storage import fail_stale_trials, open_storage
 
     url = f"sqlite:///{tmp_path / 'notes.db'}"
     study = optuna.create_study(storage=open_storage(url, heartbeat=1), study_name="n")
@@ -300,7 +301,7 @@ def test_lost_trial_note_keeps_its_figures_and_says_why(tmp_path):
     trial.storage.record_heartbeat(trial._trial_id)
     trial.set_user_attr("iterations", 7)
     time.sleep(4.5)  # three beats missed and more
-    assert fail_stale_trials(study, studies._lost_reason) == [trial._trial_id]
+    assert fail_stale_trials(study, workers._lost_reason) == [trial._trial_id]
     rewrite_note(optuna.trial.Trial(study, trial._trial_id))
     note = get_note(trial)
     assert "**failed** after 7 iterations: worker lost at iteration 7, no heartbeat for " in note

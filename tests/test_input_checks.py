@@ -20,9 +20,11 @@ import numpy as np
 import optuna
 import pytest
 
-from lrsearch import cli, study
-from lrsearch import config as nc
+from lrsearch import cli
 from lrsearch.errors import ConfigError, DataError
+from lrsearch.nifty import config as nifty_config
+from lrsearch.nifty import dataset, images, windows
+from lrsearch.run import study as run_study
 from tests.test_config import _damage_keeping_size_and_mtime, demo_config, demo_files
 from tests.tiny import TINY_SPACE, tiny_config
 
@@ -74,9 +76,9 @@ def with_input_keys(config: Path, **keys: str) -> Path:
     return config
 
 
-def refusal(cfg: nc.NiftyNetConfig) -> str:
+def refusal(cfg: nifty_config.NiftyNetConfig) -> str:
     with pytest.raises(DataError) as err:
-        nc.scan_data(cfg)
+        dataset.scan_data(cfg)
     return str(err.value)
 
 
@@ -108,12 +110,12 @@ def test_shapes_after_axcodes_and_pixdim_are_niftynets(tmp_path):
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed, so NiftyNet cannot be imported")
     path = save(tmp_path / "a.nii.gz", label_volume((20, 14, 9)), PERMUTED)
-    info = nc._read_image(path, "x", "s", read_data=False)
+    info = images._read_image(path, "x", "s", read_data=False)
     assert info.axcodes == ("A", "R", "S") and info.zooms == (1.5, 1.0, 3.0)
     ours = []
     for pixdim, axcodes in GEOMETRY_CASES:
-        section = nc.InputSection("x", (), (), (), "", (), pixdim, axcodes, 0, None, "")
-        ours.append(list(nc._niftynet_grid(None, section, info, path)))
+        section = nifty_config.InputSection("x", (), (), (), "", (), pixdim, axcodes, 0, None, "")
+        ours.append(list(images._niftynet_grid(None, section, info, path)))
     assert ours[0] == [14, 20, 9]  # reoriented: axes swapped, no resampling
     assert ours[-1] == [10, 4, 4]  # scipy.ndimage.zoom's round(): halves to even
     result = subprocess.run(
@@ -132,8 +134,8 @@ def test_window_too_large_after_reorientation_is_refused(tmp_path, monkeypatch):
     for s in ("000", "001"):
         pair(tmp_path / "demo_data", s, (32, 16, 16), PERMUTED)
     config = demo_config(tmp_path, window="32, 16, 16", label_window="32, 16, 16")
-    assert nc.scan_data(nc.load_config(config)).shapes["IXI000_"] == (32, 16, 16)
-    cfg = nc.load_config(with_input_keys(config, axcodes="R, A, S"))
+    assert dataset.scan_data(nifty_config.load_config(config)).shapes["IXI000_"] == (32, 16, 16)
+    cfg = nifty_config.load_config(with_input_keys(config, axcodes="R, A, S"))
     message = refusal(cfg)
     assert "subject 'IXI000_'" in message and "IXI000_orig.nii.gz" in message
     assert "32×16×16 (NiftyNet reads 16×32×16 after axcodes/pixdim)" not in message  # one file
@@ -149,11 +151,11 @@ def test_label_on_another_grid_after_resampling_is_refused(tmp_path, monkeypatch
     pair(tmp_path / "demo_data", "000", (24, 24, 24), label_shape=(12, 12, 12),
          label_affine=half)
     config = with_input_keys(demo_config(tmp_path), pixdim="1.0, 1.0, 1.0")
-    assert nc.scan_data(nc.load_config(config)).shapes == {"IXI000_": (24, 24, 24)}
+    assert dataset.scan_data(nifty_config.load_config(config)).shapes == {"IXI000_": (24, 24, 24)}
     # 12³ at 2.1 mm becomes round(12 × 2.1) = 25 per axis
     pair(tmp_path / "demo_data", "001", (24, 24, 24), label_shape=(12, 12, 12),
          label_affine=np.diag([2.1, 2.1, 2.1, 1.0]))
-    message = refusal(nc.load_config(config))
+    message = refusal(nifty_config.load_config(config))
     assert "subject 'IXI001_'" in message and "IXI001_brain.nii.gz" in message
     assert "12×12×12 (NiftyNet reads 25×25×25 after axcodes/pixdim)" in message
     assert "check pixdim and axcodes" in message
@@ -165,47 +167,48 @@ def test_malformed_axcodes_and_pixdim_are_refused(tmp_path, monkeypatch):
     text = base.read_text()
     with_input_keys(base, axcodes="R, A")
     with pytest.raises(ConfigError, match=r"\[T1\] axcodes = R, A: NiftyNet needs three"):
-        nc.check_training(nc.load_config(base))
+        windows.check_training(nifty_config.load_config(base))
     base.write_text(text)
     with_input_keys(base, pixdim="1.0")
     with pytest.raises(ConfigError, match=r"\[T1\] pixdim = 1.0: .* give three"):
-        nc.check_training(nc.load_config(base))
+        windows.check_training(nifty_config.load_config(base))
 
 
 # ---------------------------------------------------------------------------------------------
 # the inference window
 # ---------------------------------------------------------------------------------------------
 
-def inference_case(tmp_path, depth: int, window: str) -> tuple[nc.NiftyNetConfig, nc.Dataset]:
+def inference_case(tmp_path, depth: int, window: str
+                   ) -> tuple[nifty_config.NiftyNetConfig, dataset.Dataset]:
     for s in ("000", "001"):
         pair(tmp_path / "demo_data", s, (24, 24, 24 if s == "000" else depth))
     config = demo_config(tmp_path)
     config.write_text(config.read_text().replace(
         "[SEGMENTATION]", f"[INFERENCE]\nspatial_window_size = {window}\n\n[SEGMENTATION]"))
-    cfg = nc.load_config(config)
-    return cfg, nc.scan_data(cfg)
+    cfg = nifty_config.load_config(config)
+    return cfg, dataset.scan_data(cfg)
 
 
 def test_inference_window_longer_than_a_validation_image_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg, data = inference_case(tmp_path, 23, "24, 24, 24")
-    nc.check_inference_window(cfg, data, ["IXI000_"])  # only inferred subjects count
+    dataset.check_inference_window(cfg, data, ["IXI000_"])  # only inferred subjects count
     with pytest.raises(DataError) as err:
-        nc.check_inference_window(cfg, data, ["IXI000_", "IXI001_"])
+        dataset.check_inference_window(cfg, data, ["IXI000_", "IXI001_"])
     message = str(err.value)
     assert "subject 'IXI001_'" in message and "IXI001_orig.nii.gz is 24×24×23 voxels" in message
     assert "[INFERENCE] spatial_window_size = 24, 24, 24" in message
     assert "use a window of at most 24, 24, 23" in message
     resized = cfg.with_values({"NETWORK": {"window_sampling": "resize"}})
-    nc.check_inference_window(resized, data, ["IXI001_"])  # the resize sampler scales instead
+    dataset.check_inference_window(resized, data, ["IXI001_"])  # the resize sampler scales instead
 
 
 def test_whole_image_inference_window_the_network_cannot_take_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg, data = inference_case(tmp_path, 20, "0, 0, 0")
-    nc.check_inference_window(cfg, data, ["IXI000_"])  # 24 is a multiple of 8
+    dataset.check_inference_window(cfg, data, ["IXI000_"])  # 24 is a multiple of 8
     with pytest.raises(DataError) as err:
-        nc.check_inference_window(cfg, data, ["IXI001_"])
+        dataset.check_inference_window(cfg, data, ["IXI001_"])
     message = str(err.value)
     assert "has 0, the whole image" in message and "24×24×20 voxels" in message
     assert "highres3dnet needs each length to be a multiple of 8, 20 is not" in message
@@ -222,10 +225,10 @@ def test_prepare_checks_the_inference_window_on_the_validation_subjects(tmp_path
     config.write_text(config.read_text().replace(
         "[SYSTEM]\n", f"[SYSTEM]\ndataset_split_file = {split}\n"))
     split.write_text("IXI000_,validation\nIXI001_,training\n")
-    study.prepare(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
+    run_study.prepare(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
     split.write_text("IXI000_,training\nIXI001_,validation\n")
     with pytest.raises(DataError, match=r"subject 'IXI001_'.*20 is not"):
-        study.prepare(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
+        run_study.prepare(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,28 +249,29 @@ def label_case(tmp_path, values_by_subject, classes: int, normalise: bool) -> Pa
 def test_label_values_outside_the_classes_are_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = label_case(tmp_path, {"000": (0, 1), "001": (0, 1, 2)}, 2, normalise=False)
-    cfg = nc.load_config(config)
-    data = nc.scan_data(cfg)
+    cfg = nifty_config.load_config(config)
+    data = dataset.scan_data(cfg)
     with pytest.raises(DataError) as err:
-        nc.check_labels(cfg, data)
+        dataset.check_labels(cfg, data)
     message = str(err.value)
     assert "subject 'IXI001_'" in message
     assert "IXI001_brain.nii.gz holds the values 0, 1, 2" in message
     assert "num_classes = 2 takes the integers 0..1" in message
     assert "label_normalisation = True" in message and str(config) in message
     # three classes take them
-    nc.check_labels(nc.load_config(label_case(tmp_path, {}, 3, normalise=False)), data)
+    cfg = nifty_config.load_config(label_case(tmp_path, {}, 3, normalise=False))
+    dataset.check_labels(cfg, data)
 
 
 def test_label_normalisation_needs_as_many_values_as_classes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = label_case(tmp_path, {"000": (0, 5), "001": (0, 5, 7)}, 2, normalise=True)
-    cfg = nc.load_config(config)
-    data = nc.scan_data(cfg)
+    cfg = nifty_config.load_config(config)
+    data = dataset.scan_data(cfg)
     # values 0 and 5 map to 0..1: two classes are right when only IXI000_ trains
-    nc.check_labels(cfg, data, training=["IXI000_"])
+    dataset.check_labels(cfg, data, training=["IXI000_"])
     with pytest.raises(DataError) as err:
-        nc.check_labels(cfg, data, training=["IXI000_", "IXI001_"])
+        dataset.check_labels(cfg, data, training=["IXI000_", "IXI001_"])
     message = str(err.value)
     assert "num_classes = 2, but label_normalisation maps the 3 distinct values" in message
     assert "(0, 5, 7)" in message and "set num_classes = 3" in message
@@ -279,43 +283,43 @@ def test_a_stored_label_mapping_must_have_as_many_values_as_classes(tmp_path, mo
     mapping = tmp_path / "mapping.txt"
     config.write_text(config.read_text().replace(
         "[NETWORK]\n", f"[NETWORK]\nhistogram_ref_file = {mapping}\n"))
-    cfg = nc.load_config(config)
-    data = nc.scan_data(cfg)
+    cfg = nifty_config.load_config(config)
+    data = dataset.scan_data(cfg)
     # as NiftyNet writes it after learning three values from other labels
     mapping.write_text("label_brain-from 0.0 1.0 2.0\nlabel_brain-to 0 1 2\n")
     with pytest.raises(DataError) as err:
-        nc.check_labels(cfg, data)
+        dataset.check_labels(cfg, data)
     assert f"{mapping} holds a label mapping of 3 values for [brain]" in str(err.value)
     assert "delete the file" in str(err.value)
     mapping.write_text("label_brain-from 0.0 1.0 2.0\n")  # incomplete: NiftyNet learns anew
-    nc.check_labels(cfg, data)
+    dataset.check_labels(cfg, data)
 
 
 def test_label_values_come_from_the_cache_when_the_file_is_known(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = label_case(tmp_path, {"000": (0, 1), "001": (0, 1, 2)}, 3, normalise=False)
-    cfg = nc.load_config(config)
-    nc.check_labels(cfg, nc.scan_data(cfg))  # reads every file and remembers its values
+    cfg = nifty_config.load_config(config)
+    dataset.check_labels(cfg, dataset.scan_data(cfg))  # reads every file and remembers its values
     label = tmp_path / "demo_data" / "IXI001_brain.nii.gz"
     _damage_keeping_size_and_mtime(label)  # a re-read would now fail with "cannot read"
-    fewer = nc.load_config(label_case(tmp_path, {}, 2, normalise=False))
+    fewer = nifty_config.load_config(label_case(tmp_path, {}, 2, normalise=False))
     with pytest.raises(DataError, match=r"IXI001_brain\.nii\.gz holds the values 0, 1, 2"):
-        nc.check_labels(fewer, nc.scan_data(fewer))
+        dataset.check_labels(fewer, dataset.scan_data(fewer))
 
 
 def test_cache_written_before_label_values_is_still_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = label_case(tmp_path, {"000": (0, 1), "001": (0, 3)}, 2, normalise=False)
-    cfg = nc.load_config(config)
-    nc.scan_data(cfg)
-    cache = nc.verified_images_path()
+    cfg = nifty_config.load_config(config)
+    dataset.scan_data(cfg)
+    cache = images.verified_images_path()
     old = {path: entry[:3] for path, entry in json.loads(cache.read_text()).items()}
     cache.write_text(json.dumps(old))  # [size, mtime, shape]: the earlier format
     image = tmp_path / "demo_data" / "IXI000_orig.nii.gz"
     _damage_keeping_size_and_mtime(image)  # still taken as verified: not read in full again
-    data = nc.scan_data(cfg)
+    data = dataset.scan_data(cfg)
     with pytest.raises(DataError, match=r"IXI001_brain\.nii\.gz holds the values 0, 3"):
-        nc.check_labels(cfg, data)  # labels re-read once for their values
+        dataset.check_labels(cfg, data)  # labels re-read once for their values
     entries = json.loads(cache.read_text())
     assert entries[str(image)][3]["zooms"] == [1.0, 1.0, 1.0]  # header details added
 
@@ -341,7 +345,7 @@ def test_known_key_in_the_wrong_section_warns_and_is_left_out(tmp_path, monkeypa
     config = demo_config(tmp_path)
     text = config.read_text().replace("[SYSTEM]\n", "[SYSTEM]\nqueue_length = 3\n")
     config.write_text(text + "\n[INFERENCE]\noutput_prob = True\n")
-    cfg = nc.load_config(config)
+    cfg = nifty_config.load_config(config)
     lines = config.read_text().splitlines()
     system, inference = lines.index("queue_length = 3") + 1, lines.index("output_prob = True") + 1
     assert cfg.warnings == (
@@ -354,12 +358,12 @@ def test_known_key_in_the_wrong_section_warns_and_is_left_out(tmp_path, monkeypa
     # a key no section knows is still refused, with the nearest valid key
     config.write_text(text.replace("queue_length", "queue_lenght"))
     with pytest.raises(ConfigError, match=r"unknown key 'queue_lenght'; did you mean"):
-        nc.load_config(config)
+        nifty_config.load_config(config)
     config.write_text(text + "\n[INFERENCE]\noutput_prob = True\n")
     written = tmp_path / "trial.ini"
     cfg.with_values({"TRAINING": {"max_iter": 3}}).write(written)
-    assert "queue_length" not in nc.load_config(written).values.get("SYSTEM", {})
-    assert nc.load_config(written).warnings == ()
+    assert "queue_length" not in nifty_config.load_config(written).values.get("SYSTEM", {})
+    assert nifty_config.load_config(written).warnings == ()
     if importlib.util.find_spec("tensorflow") is None:
         return
     for path, expected in ((config, "PARSED: 5 False"), (written, "PARSED: 5 False")):

@@ -17,13 +17,14 @@ from optuna.artifacts import get_all_artifact_meta
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna_dashboard import get_note
 
-from lrsearch.dashboard import artifact_dirs
-from lrsearch.live import DICE_FIGURE, LR_FIGURE, LiveTrial, artifact_dir, artifact_store
+from lrsearch.monitor.figures import dice_figure, lr_figure
+from lrsearch.monitor.live import DICE_FIGURE, LR_FIGURE, LiveTrial, artifact_dir, artifact_store
+from lrsearch.monitor.records import trial_info
+from lrsearch.monitor.svg import figure_svg
 from lrsearch.paths import DEFAULT_SPACE
-from lrsearch.report import dice_figure, lr_figure, trial_info
-from lrsearch.space import load_space
-from lrsearch.storage import open_storage
-from lrsearch.svg import figure_svg
+from lrsearch.results.dashboard import artifact_dirs
+from lrsearch.run.storage import open_storage
+from lrsearch.search.space import load_space
 from tests.synthetic import describe, make_study
 
 MAX_ITER = 400
@@ -134,7 +135,7 @@ def test_dashboard_errors_never_fail_a_trial(running, tmp_path):
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logger = logging.getLogger("lrsearch.live")
+    logger = logging.getLogger("lrsearch.monitor.live")
     logger.addHandler(handler)
     try:
         live = LiveTrial(trial, blocked, every=0)

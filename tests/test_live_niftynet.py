@@ -20,10 +20,10 @@ import pytest
 from optuna.artifacts import get_all_artifact_meta
 
 from lrsearch import cli
-from lrsearch.config import load_config
-from lrsearch.engines.console import parse_line
-from lrsearch.live import artifact_dir
-from lrsearch.schedules import Cosine, from_dict
+from lrsearch.monitor.live import artifact_dir
+from lrsearch.nifty.config import load_config
+from lrsearch.nifty.console import parse_line
+from lrsearch.search.schedules import Cosine, from_dict
 from tests.tiny import TINY_SPACE, tiny_config
 
 MAX_ITER = 10

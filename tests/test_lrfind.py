@@ -11,9 +11,10 @@ import optuna
 import pytest
 
 from lrsearch import cli
-from lrsearch.lrfind import LossTracker, RangeTest, suggest
-from lrsearch.objectives import dice_auc
-from lrsearch.schedules import LRRange, from_dict
+from lrsearch.search import range_test as range_maths
+from lrsearch.search.objectives import dice_auc
+from lrsearch.search.range_test import LossTracker, RangeTest, suggest
+from lrsearch.search.schedules import LRRange, from_dict
 from tests.tiny import TINY_SPACE, tiny_config
 
 
@@ -114,9 +115,8 @@ def test_lr_find_on_niftynet(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_optimize_with_auto_lr_bounds_and_dice_auc(tmp_path, monkeypatch, capsys):
-    from lrsearch import lrfind
 
-    monkeypatch.setattr(lrfind, "ITERATIONS", 15)  # a short range test for the test
+    monkeypatch.setattr(range_maths, "ITERATIONS", 15)  # a short range test for the test
     config = tiny_config(tmp_path, subjects=4, validate_every=5)
     storage = f"sqlite:///{tmp_path / 'auto.db'}"
     argv = ["optimize", "-c", str(config), "--space", str(TINY_SPACE), "--storage", storage,

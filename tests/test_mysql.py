@@ -11,7 +11,7 @@ import time
 import optuna
 import pytest
 
-from lrsearch.storage import study_lock
+from lrsearch.run.storage import study_lock
 from tests.mysql import MariaDBServer
 from tests.test_postgres import wait, worker
 from tests.tiny import tiny_config

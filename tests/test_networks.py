@@ -15,8 +15,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch.config import WINDOW_RULES
-from lrsearch.engines import get_runtime
+from lrsearch.engines.runtime import get_runtime
+from lrsearch.nifty.windows import WINDOW_RULES
 from lrsearch.selfcheck import single_trial
 from tests.tiny import write_volumes
 

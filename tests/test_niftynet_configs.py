@@ -135,8 +135,9 @@ def test_rewrite_touches_only_data_paths(tmp_path):
 
 
 def test_a_loader_other_than_nibabel_is_refused_before_reading(tmp_path):
-    from lrsearch.config import load_config, scan_data
     from lrsearch.errors import ConfigError
+    from lrsearch.nifty.config import load_config
+    from lrsearch.nifty.dataset import scan_data
 
     cfg = load_config(shipped_config("demos/unet/HeLa.ini", tmp_path))
     with pytest.raises(ConfigError, match=r"HeLa.ini: \[cells\] loader = skimage: .*nibabel"):

@@ -7,10 +7,10 @@ import math
 import optuna
 import pytest
 
-from lrsearch import study as lrstudy
 from lrsearch.errors import ConfigError, SpaceError
-from lrsearch.objectives import dice_auc, parse_objective
-from lrsearch.space import parse_space
+from lrsearch.run import study as run_study
+from lrsearch.search.objectives import dice_auc, parse_objective
+from lrsearch.search.space import parse_space
 from tests.tiny import TINY_SPACE, tiny_config
 
 ROUNDS = [(10, 0.5), (20, 0.8), (30, 0.9), (40, 0.9)]
@@ -74,14 +74,14 @@ def test_a_study_keeps_its_objective(tmp_path):
     storage = f"sqlite:///{tmp_path / 'o.db'}"
 
     def plan(objective):
-        return lrstudy.prepare(config, TINY_SPACE, study_name="o", storage_url=storage,
+        return run_study.prepare(config, TINY_SPACE, study_name="o", storage_url=storage,
                                trials=1, objective=objective)
 
-    study = lrstudy.load_or_create(plan("dice_auc"))
+    study = run_study.load_or_create(plan("dice_auc"))
     assert study.user_attrs["objective"] == "dice_auc"
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
     with pytest.raises(ConfigError, match="optimises dice_auc.*--objective dice_auc"):
-        lrstudy.load_or_create(plan(None))  # the space says final_dice
-    assert lrstudy.load_or_create(plan("dice_auc")).user_attrs["objective"] == "dice_auc"
+        run_study.load_or_create(plan(None))  # the space says final_dice
+    assert run_study.load_or_create(plan("dice_auc")).user_attrs["objective"] == "dice_auc"
     with pytest.raises(ConfigError, match="--objective"):
         plan("iters_to:2")

@@ -13,13 +13,16 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch import cli, owners
-from lrsearch import study as lrstudy
+from lrsearch import cli
 from lrsearch.errors import LRSearchError
-from lrsearch.schedules import Constant
-from lrsearch.space import TrialSetup
-from lrsearch.storage import fingerprint
-from lrsearch.trial import checkpoint_iteration, find_resume, write_trial_files
+from lrsearch.nifty.contract import checkpoint_iteration
+from lrsearch.run import owners, workers
+from lrsearch.run import plan as run_plan
+from lrsearch.run import study as run_study
+from lrsearch.run.storage import fingerprint
+from lrsearch.run.trial import find_resume, write_trial_files
+from lrsearch.search.schedules import Constant
+from lrsearch.search.space import TrialSetup
 from tests.tiny import TINY_SPACE, tiny_config
 
 MAX_ITER = 6
@@ -79,15 +82,15 @@ def test_another_storage_is_refused_the_folder_and_a_recreated_study_takes_it_ov
     assert len(iterations) == 1  # NiftyNet's log is the new trial's only
 
 
-def _plan(tmp_path: Path, url: str, **kwargs) -> lrstudy.StudyPlan:
-    return lrstudy.prepare(tiny_config(tmp_path), TINY_SPACE, study_name="s", storage_url=url,
+def _plan(tmp_path: Path, url: str, **kwargs) -> run_plan.StudyPlan:
+    return run_study.prepare(tiny_config(tmp_path), TINY_SPACE, study_name="s", storage_url=url,
                            trials=1, max_iter=MAX_ITER, runtime="tf2", **kwargs)
 
 
-def _opened(plan: lrstudy.StudyPlan) -> tuple[optuna.Study, lrstudy.StudyPlan]:
-    """What ``lrstudy.optimize`` does before its workers start."""
-    study = lrstudy.load_or_create(plan)
-    return study, lrstudy._claim_runs_dir(study, plan)
+def _opened(plan: run_plan.StudyPlan) -> tuple[optuna.Study, run_plan.StudyPlan]:
+    """What ``run_study.optimize`` does before its workers start."""
+    study = run_study.load_or_create(plan)
+    return study, run_study._claim_runs_dir(study, plan)
 
 
 def test_storage_fingerprint_is_the_database_not_the_spelling(tmp_path, monkeypatch):
@@ -120,7 +123,7 @@ def test_workers_of_one_study_pass_and_a_retry_resumes_its_own_checkpoint(
     models.mkdir(parents=True)
     (models / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-5"\n')
     (folder / "console.log").write_text("the original's console\n")
-    lrstudy._requeue(study, trial, "worker stopped")
+    workers._requeue(study, trial, "worker stopped")
 
     # another worker, the storage spelt relative to its working directory
     other_plan = _plan(tmp_path, "sqlite:///a.db")  # prepare passes
@@ -155,7 +158,7 @@ def test_a_recreated_study_of_the_same_storage_may_take_over_another_may_not(tmp
     with pytest.raises(owners.FolderTaken, match=r"belongs to study 's' in sqlite:.*this is "
                                                  r"study 't' in .*: give --runs-dir another "
                                                  r"folder$"):
-        lrstudy.prepare(tiny_config(tmp_path), TINY_SPACE, study_name="t", storage_url=url,
+        run_study.prepare(tiny_config(tmp_path), TINY_SPACE, study_name="t", storage_url=url,
                         trials=1, runs_dir=runs, runtime="tf2")
     assert _studies(url) == ["s"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch.trial import checkpoint_iteration
+from lrsearch.nifty.contract import checkpoint_iteration
 from tests.postgres import PostgresServer
 from tests.tiny import TINY_SPACE, tiny_config
 

@@ -12,7 +12,9 @@ import re
 import optuna
 import pytest
 
-from lrsearch import cli, report
+from lrsearch import cli
+from lrsearch.monitor import figures as monitor_figures
+from lrsearch.monitor import records
 from tests.synthetic import add_trials, make_study
 
 STATES = ["complete", "complete", "pruned", "complete", "failed", "pruned", "complete"]
@@ -33,7 +35,7 @@ def study(storage):
 
 
 def test_trial_info_reads_what_trials_store(study):
-    info = report.study_info(study)
+    info = records.study_info(study)
     assert [t.state for t in info.trials] == STATES
     assert info.max_iter == 400
     for trial, frozen in zip(info.trials, study.trials, strict=True):
@@ -48,15 +50,15 @@ def test_trial_info_reads_what_trials_store(study):
 
 
 def test_best_is_highest_complete_value(study):
-    info = report.study_info(study)
+    info = records.study_info(study)
     values = sorted((t.value for t in info.trials if t.state == "complete"), reverse=True)
     assert [t.value for t in info.best(10)] == values
     assert info.best(1)[0].number == study.best_trial.number
 
 
 def test_pruning_savings_counts_iterations_run_against_full_runs(study):
-    info = report.study_info(study)
-    savings = report.pruning_savings(info)
+    info = records.study_info(study)
+    savings = records.pruning_savings(info)
     ran = sum(t.user_attrs["iterations"] for t in study.trials)
     assert savings.trials == len(STATES)
     assert savings.iterations_full == 400 * len(STATES)
@@ -67,22 +69,23 @@ def test_pruning_savings_counts_iterations_run_against_full_runs(study):
 
 
 def test_importances_need_enough_complete_trials(tmp_path, study):
-    values = report.parameter_importances(study)
+    values = monitor_figures.parameter_importances(study)
     assert values.trials == 4 and not values.note
     assert set(values.values) >= {"family", "base_lr"}
     assert sum(values.values.values()) == pytest.approx(1.0)
 
     small = make_study(f"sqlite:///{tmp_path / 'small.db'}", "small")
     add_trials(small, 2, states=["complete", "pruned"])
-    few = report.parameter_importances(small)
+    few = monitor_figures.parameter_importances(small)
     assert few.values == {} and "at least 3 complete trials" in few.note
-    figure = report.importance_figure(few)
+    figure = monitor_figures.importance_figure(few)
     assert not figure.data and few.note in figure.layout.annotations[0].text
 
 
 def test_figures_hold_the_study(study):
-    info = report.study_info(study)
-    figures = dict(report.study_figures(info, report.parameter_importances(study), k=3))
+    info = records.study_info(study)
+    importances = monitor_figures.parameter_importances(study)
+    figures = dict(monitor_figures.study_figures(info, importances, k=3))
     assert list(figures) == ["top-lr", "dice-curves", "history", "families", "importances",
                              "savings"]
     top = figures["top-lr"]
@@ -100,7 +103,7 @@ def test_figures_hold_the_study(study):
 
 
 def test_report_command_writes_one_offline_file(storage, tmp_path, capsys):
-    target = tmp_path / "out" / "report.html"
+    target = tmp_path / "out" / "monitor_figures.html"
     assert cli.main(["report", "--storage", storage, "-o", str(target), "--top", "3"]) == 0
     assert f"wrote {target}" in capsys.readouterr().out
     text = target.read_text()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lrsearch import schedules as s
+from lrsearch.search import schedules as s
 
 REPO = Path(__file__).resolve().parents[1]
 PY37 = "/root/.pyenv/versions/3.7.16/bin/python"
@@ -263,7 +263,7 @@ def test_schedules_are_frozen():
 _PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from lrsearch import schedules
+from lrsearch.search import schedules
 out = []
 for spec in json.loads(sys.argv[2]):
     schedule = schedules.from_dict(spec)

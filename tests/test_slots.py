@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from lrsearch.config import load_config, scan_data
-from lrsearch.engines import get_runtime
+from lrsearch.engines.runtime import get_runtime
 from lrsearch.errors import LRSearchError
-from lrsearch.schedules import Constant
-from lrsearch.space import TrialSetup
-from lrsearch.study import Slot, make_slots
-from lrsearch.trial import TrialContext, write_trial_files
+from lrsearch.nifty.config import load_config
+from lrsearch.nifty.dataset import scan_data
+from lrsearch.run.plan import Slot, make_slots
+from lrsearch.run.trial import TrialContext, write_trial_files
+from lrsearch.search.schedules import Constant
+from lrsearch.search.space import TrialSetup
 from tests.tiny import tiny_config
 
 
@@ -62,7 +63,7 @@ def test_gpu_slot_pins_niftynet(tmp_path):
 
 
 def test_a_new_trial_clears_a_stale_model_folder_and_a_resumed_one_keeps_it(tmp_path):
-    from lrsearch.trial import Resume
+    from lrsearch.run.trial import Resume
 
     ctx = _context(tmp_path)
     setup = TrialSetup(Constant(base_lr=1e-3), "adam")

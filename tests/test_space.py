@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch import schedules
 from lrsearch.errors import SpaceError
-from lrsearch.space import PARAMS, SearchSpace, TrialSetup, load_space
+from lrsearch.search import schedules
+from lrsearch.search.space import PARAMS, SearchSpace, TrialSetup, load_space
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 SHARED = {"family", "base_lr", "optimiser"}
@@ -37,7 +37,7 @@ def test_default_space_covers_every_family(default_space):
 
 
 def test_default_pruner_is_successive_halving_after_the_first_quarter():
-    from lrsearch.study import make_pruner
+    from lrsearch.search.strategy import make_pruner
 
     space = load_space(STUDIES / "default.toml")
     assert (space.pruner, space.pruner_warmup_fraction, space.pruner_reduction_factor) == \

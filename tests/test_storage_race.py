@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from lrsearch.storage import _lost_creation_race
+from lrsearch.run.storage import _lost_creation_race
 
 
 def error_of(engine, *statements) -> sa.exc.DBAPIError:

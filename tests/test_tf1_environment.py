@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from lrsearch import cli
-from lrsearch.config import load_config
 from lrsearch.engines import tf1
 from lrsearch.errors import EngineError
+from lrsearch.nifty import contract
+from lrsearch.nifty.config import load_config
 from lrsearch.selfcheck import Tiny, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,12 +141,12 @@ def test_child_gets_only_lrsearch_from_an_installed_package(monkeypatch, tmp_pat
         (site / name).mkdir(parents=True)
         (site / name / "__init__.py").write_text(f"WHERE = {name!r}\n")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    shim = Path(tf1.child_pythonpath(site / "lrsearch"))
+    shim = Path(contract.child_pythonpath(site / "lrsearch"))
     assert shim.is_relative_to(tmp_path / "cache")
     assert [p.name for p in shim.iterdir()] == ["lrsearch"]
     assert (shim / "lrsearch").resolve() == (site / "lrsearch").resolve()
-    assert tf1.child_pythonpath(site / "lrsearch") == str(shim)  # made once, then reused
+    assert contract.child_pythonpath(site / "lrsearch") == str(shim)  # made once, then reused
 
 
 def test_child_imports_lrsearch_from_a_source_checkout_as_it_is():
-    assert tf1.child_pythonpath() == str(REPO)
+    assert contract.child_pythonpath() == str(REPO)

@@ -31,8 +31,9 @@ def latest_checkpoint(model_dir: Path) -> Path | None:
 def run(args) -> int:
     import json
 
-    from lrsearch.report import ResultError, load_study, study_info, trial_summary
-    from lrsearch.storage import DEFAULT_STORAGE
+    from lrsearch.monitor.records import study_info, trial_summary
+    from lrsearch.run.storage import DEFAULT_STORAGE
+    from lrsearch.run.studies import ResultError, load_study
 
     study = load_study(args.storage or DEFAULT_STORAGE, args.study)
     info = study_info(study)

@@ -25,8 +25,9 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from lrsearch.dashboard import start
-    from lrsearch.storage import DEFAULT_STORAGE, redact
+    from lrsearch.results.dashboard import start
+    from lrsearch.run.storage import DEFAULT_STORAGE
+    from lrsearch.urls import redact
 
     url = args.storage or DEFAULT_STORAGE
     dashboard = start(url, args.port, args.artifact_dir, quiet=args.verbose < 1)

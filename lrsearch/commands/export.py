@@ -28,9 +28,9 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from lrsearch.export import export_trial
-    from lrsearch.report import ResultError, load_study
-    from lrsearch.storage import DEFAULT_STORAGE
+    from lrsearch.results.export import export_trial
+    from lrsearch.run.storage import DEFAULT_STORAGE
+    from lrsearch.run.studies import ResultError, load_study
 
     study = load_study(args.storage or DEFAULT_STORAGE, args.study)
     number = args.trial

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from lrsearch.commands import add_config_arguments
 from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
-from lrsearch.paths import config_or_demo
 
 NAME = "lr-find"
 HELP = "LR range test: bound the useful learning rates with one short run"
@@ -19,17 +18,18 @@ DESCRIPTION = (
 
 
 def configure(parser) -> None:
-    from lrsearch import lrfind
+    from lrsearch.search import range_test as search_range_test
 
     add_config_arguments(parser)
-    parser.add_argument("--min-lr", type=float, default=lrfind.MIN_LR,
-                        help=f"first learning rate (default: {lrfind.MIN_LR:g})")
-    parser.add_argument("--max-lr", type=float, default=lrfind.MAX_LR,
-                        help=f"last learning rate (default: {lrfind.MAX_LR:g})")
-    parser.add_argument("--iterations", type=int, default=lrfind.ITERATIONS,
-                        help=f"iterations from min to max (default: {lrfind.ITERATIONS})")
-    parser.add_argument("--smoothing", type=float, default=lrfind.SMOOTHING,
-                        help=f"EMA factor of the loss (default: {lrfind.SMOOTHING:g})")
+    parser.add_argument("--min-lr", type=float, default=search_range_test.MIN_LR,
+                        help=f"first learning rate (default: {search_range_test.MIN_LR:g})")
+    parser.add_argument("--max-lr", type=float, default=search_range_test.MAX_LR,
+                        help=f"last learning rate (default: {search_range_test.MAX_LR:g})")
+    parser.add_argument("--iterations", type=int, default=search_range_test.ITERATIONS,
+                        help="iterations from min to max (default: "
+                             f"{search_range_test.ITERATIONS})")
+    parser.add_argument("--smoothing", type=float, default=search_range_test.SMOOTHING,
+                        help=f"EMA factor of the loss (default: {search_range_test.SMOOTHING:g})")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="folder for the run, lr_find.html/.png and lr_find.json "
                              "(default: <model_dir>/lr-find)")
@@ -39,36 +39,42 @@ def configure(parser) -> None:
 def run(args) -> int:
     import json
 
-    from lrsearch import config as niftynet_config
-    from lrsearch import lrfind
-    from lrsearch.engines import get_runtime
+    from lrsearch.demo import config_or_demo
+    from lrsearch.engines.runtime import get_runtime
     from lrsearch.errors import LRSearchError
+    from lrsearch.monitor import figures
+    from lrsearch.nifty import config as nifty_config
+    from lrsearch.nifty import dataset as nifty_dataset
+    from lrsearch.nifty import windows
+    from lrsearch.run import range_test as run_range_test
+    from lrsearch.search import range_test as search_range_test
+    from lrsearch.search import schedules
 
     config = config_or_demo(args.config, args.demo)
     try:
-        lrfind.LRRange(args.min_lr, args.max_lr, args.iterations)
-        lrfind.LossTracker(args.smoothing)
+        schedules.LRRange(args.min_lr, args.max_lr, args.iterations)
+        search_range_test.LossTracker(args.smoothing)
     except ValueError as error:
         raise LRSearchError(f"lr-find: {error}") from None
-    cfg = niftynet_config.load_config(config)
+    cfg = nifty_config.load_config(config)
     report = build_reporter(args)
     for warning in cfg.warnings if report else ():
         report(f"warning: {warning}")
-    niftynet_config.check_training(cfg)
-    dataset = niftynet_config.scan_data(cfg, report=report)
-    niftynet_config.check_labels(cfg, dataset)  # every subject trains
+    windows.check_training(cfg)
+    dataset = nifty_dataset.scan_data(cfg, report=report)
+    nifty_dataset.check_labels(cfg, dataset)  # every subject trains
     out = args.output or cfg.model_dir / "lr-find"
-    niftynet_config.check_model_dir(out)
+    nifty_config.check_model_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     split = out / "training_split.csv"  # every subject trains; nothing is validated
     split.write_text("".join(f"{s},training\n" for s in dataset.subjects))
     runtime = get_runtime(args.runtime or "tf2", args.python, report)
     echo = (lambda line: print(line, end="", flush=True)) if args.verbosity >= 3 else None
-    result = lrfind.run_range_test(cfg, out, split, runtime, min_lr=args.min_lr,
+    result = run_range_test.run_range_test(cfg, out, split, runtime, min_lr=args.min_lr,
                                    max_lr=args.max_lr, iterations=args.iterations,
                                    smoothing=args.smoothing, on_line=echo)
     (out / "lr_find.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
-    html, png, why = lrfind.save_plot(result, out / "lr_find.html")
+    html, png, why = figures.save_plot(result, out / "lr_find.html")
     if not args.quiet:
         low, high = result.bounds
         print(result.summary())

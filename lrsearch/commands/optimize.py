@@ -6,12 +6,7 @@ from pathlib import Path
 
 from lrsearch.commands import add_config_arguments
 from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
-from lrsearch.paths import (
-    DEFAULT_SPACE,
-    DEMO_DATA_DIR,
-    DEMO_TISSUE_DATA_DIR,
-    config_or_demo,
-)
+from lrsearch.paths import DEFAULT_SPACE, DEMO_DATA_DIR, DEMO_TISSUE_DATA_DIR
 
 NAME = "optimize"
 HELP = "run (or continue) a study of LR schedules"
@@ -70,16 +65,19 @@ def configure(parser) -> None:
 def run(args) -> int:
     import dataclasses
 
-    from lrsearch import study
     from lrsearch.errors import LRSearchError
-    from lrsearch.progress import Progress
-    from lrsearch.storage import DEFAULT_STORAGE
+    from lrsearch.monitor.progress import Progress
+    from lrsearch.run import plan as run_plan
+    from lrsearch.run import study as run_study
+    from lrsearch.run.storage import DEFAULT_STORAGE
 
     if args.max_failures is not None and args.max_failures < 0:
         raise LRSearchError(f"--max-failures must be 0 (never stop) or more, but got "
                             f"{args.max_failures}")
+    from lrsearch.demo import config_or_demo
+
     config = config_or_demo(args.config, args.demo)
-    plan = study.prepare(
+    plan = run_study.prepare(
         config,
         args.space or DEFAULT_SPACE,
         study_name=args.study,
@@ -92,7 +90,7 @@ def run(args) -> int:
         runtime=args.runtime,
         python=args.python,
         report=build_reporter(args),
-        slots=study.make_slots(args.jobs, args.gpus),
+        slots=run_plan.make_slots(args.jobs, args.gpus),
         objective=args.objective,
         lr_bounds=args.lr_bounds,
         checkpoint_store=args.checkpoint_store,
@@ -102,7 +100,7 @@ def run(args) -> int:
         plan = dataclasses.replace(plan, max_failures=args.max_failures)
     progress = Progress(plan.trials, args.verbosity)
     try:
-        result = study.optimize(plan, progress)
+        result = run_study.optimize(plan, progress)
     finally:
         progress.close()
     if not args.quiet:

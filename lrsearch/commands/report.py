@@ -27,8 +27,9 @@ def run(args) -> int:
     import time
 
     from lrsearch.errors import LRSearchError
-    from lrsearch.report import load_study, write_html
-    from lrsearch.storage import DEFAULT_STORAGE
+    from lrsearch.results.report import write_html
+    from lrsearch.run.storage import DEFAULT_STORAGE
+    from lrsearch.run.studies import load_study
 
     if args.top < 1:
         raise LRSearchError(f"--top must be at least 1, but got {args.top}")

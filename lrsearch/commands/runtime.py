@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from lrsearch.engines import RUNTIMES
+from lrsearch.search.space import RUNTIMES
 
 NAME = "runtime"
 HELP = "check the NiftyNet runtimes (tf2, tf1) or set one up ahead of time"
@@ -71,13 +71,9 @@ def run(args) -> int:
 
 
 def _resolve(name: str, python: str | None, report, *, build: bool, rebuild: bool = False):
-    from lrsearch.engines import get_runtime
+    from lrsearch.engines.runtime import get_runtime
 
-    if name == "tf1":
-        from lrsearch.engines import tf1
-
-        return tf1.tf1_runtime(python, report, build=build, rebuild=rebuild)
-    return get_runtime(name)
+    return get_runtime(name, python, report, build=build, rebuild=rebuild)
 
 
 def _setup(args) -> int:

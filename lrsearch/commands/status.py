@@ -13,8 +13,10 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from lrsearch.report import STATES, open_existing_storage, storage_status
-    from lrsearch.storage import DEFAULT_STORAGE, redact
+    from lrsearch.monitor.records import STATES
+    from lrsearch.run.storage import DEFAULT_STORAGE
+    from lrsearch.run.studies import open_existing_storage, storage_status
+    from lrsearch.urls import redact
 
     url = args.storage or DEFAULT_STORAGE
     statuses = storage_status(open_existing_storage(url))

@@ -7,8 +7,8 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lrsearch.engines import Runtime
-from lrsearch.engines.probe import parse
+from lrsearch.engines.child.probe import parse
+from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import EngineError
 
 PROBE_TIMEOUT = 300.0
@@ -16,7 +16,7 @@ PROBE_TIMEOUT = 300.0
 
 @dataclass(frozen=True)
 class RuntimeInfo:
-    """What :mod:`lrsearch.engines.probe` found in a runtime's interpreter."""
+    """What :mod:`lrsearch.engines.child.probe` found in a runtime's interpreter."""
 
     runtime: str
     python: str
@@ -32,7 +32,7 @@ class RuntimeInfo:
 
 def probe(runtime: Runtime, env: Mapping[str, str] = ()) -> RuntimeInfo:
     """Imports TensorFlow and NiftyNet in the runtime and lists the GPUs it sees."""
-    command = [runtime.python, "-m", "lrsearch.engines.probe"]
+    command = [runtime.python, "-m", "lrsearch.engines.child.probe"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT,
                               env=runtime.environment(env), stdin=subprocess.DEVNULL)

@@ -4,7 +4,8 @@ TensorFlow 1.15 has wheels for CPython <= 3.7 only, and lrsearch itself needs 3.
 TF 1 run in a separate virtual environment, built on first use from a Python 3.7 that is
 found on PATH (``python3.7``), in pyenv (``$(pyenv root)/versions/3.7.*``) or given with
 ``--python``. Its packages are pinned in ``lrsearch/data/tf1-requirements.txt``; lrsearch is not
-installed there (the child gets the package root on PYTHONPATH, see :class:`Runtime`).
+installed there (the child gets only lrsearch on PYTHONPATH:
+:func:`lrsearch.nifty.contract.child_pythonpath`).
 
 One environment per (requirements, base interpreter) lives in
 ``$XDG_CACHE_HOME/lrsearch/runtimes/`` (``~/.cache`` without it) and is shared by every trial
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lrsearch.errors import EngineError
+from lrsearch.nifty import contract
 from lrsearch.paths import PACKAGE_DATA, cache_dir
 
 REQUIREMENTS = PACKAGE_DATA / "tf1-requirements.txt"
@@ -62,7 +64,7 @@ class EnvironmentSpec:
 
 
 def tf1_spec() -> EnvironmentSpec:
-    return EnvironmentSpec("tf1", REQUIREMENTS.read_text(), ("-m", "lrsearch.engines.probe"))
+    return EnvironmentSpec("tf1", REQUIREMENTS.read_text(), ("-m", "lrsearch.engines.child.probe"))
 
 
 def cache_root() -> Path:
@@ -142,10 +144,9 @@ def _env_python(directory: Path) -> Path:
 
 def _check(python: Path, spec: EnvironmentSpec) -> dict | None:
     """Runs the spec's import check; the probe's JSON (or ``{}``) on success, None on failure."""
-    from lrsearch.engines import Runtime
-    from lrsearch.engines.probe import parse
+    from lrsearch.engines.child.probe import parse
 
-    env = Runtime(spec.name, str(python), pythonpath=child_pythonpath()).environment()
+    env = contract.child_environment(contract.child_pythonpath())
     try:
         done = subprocess.run([str(python), *spec.check], capture_output=True, text=True,
                               env=env, timeout=_PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
@@ -287,7 +288,7 @@ def _tail(text: str) -> str:
 
 def _ready_tf1(python: str) -> dict | None:
     """The probe of an interpreter that already has TensorFlow 1.x and NiftyNet, else None."""
-    info = _check(Path(python), EnvironmentSpec("tf1", "", ("-m", "lrsearch.engines.probe")))
+    info = _check(Path(python), EnvironmentSpec("tf1", "", ("-m", "lrsearch.engines.child.probe")))
     if info and str(info.get("tensorflow", "")).startswith("1."):
         return info
     return None
@@ -317,35 +318,3 @@ def ensure_python(python: str | None = None, report: Report | None = None, *,
     else:
         base = find_python37()
     return str(ensure_environment(tf1_spec(), base, report, build=build, rebuild=rebuild))
-
-
-def tf1_runtime(python: str | None = None, report: Report | None = None, *,
-                build: bool = True, rebuild: bool = False):
-    """The tf1 :class:`~lrsearch.engines.Runtime` (see :func:`ensure_python`)."""
-    from lrsearch.engines import Runtime
-
-    return Runtime("tf1", ensure_python(python, report, build=build, rebuild=rebuild),
-                   pythonpath=child_pythonpath())
-
-
-def child_pythonpath(package_dir: Path | None = None) -> str:
-    """What the TF 1 child gets on PYTHONPATH to import lrsearch, and nothing else.
-
-    From a source checkout (``pip install -e``) that is the checkout. From an installed wheel
-    it would be lrsearch's site-packages, whose numpy, protobuf & co. for Python 3.11 would
-    shadow the environment's own; there it is a cache folder holding only a link to lrsearch.
-    """
-    package = Path(package_dir or Path(__file__).resolve().parents[1])
-    root = package.parent
-    if root.name not in ("site-packages", "dist-packages"):
-        return str(root)
-    shim = cache_root() / "pythonpath" / hashlib.sha256(str(package).encode()).hexdigest()[:12]
-    link = shim / package.name
-    if not (link.is_symlink() and link.resolve() == package.resolve()):
-        shim.mkdir(parents=True, exist_ok=True)
-        partial = shim / f".{package.name}.{os.getpid()}"
-        partial.unlink(missing_ok=True)
-        partial.symlink_to(package, target_is_directory=True)
-        os.replace(partial, link)
-    return str(shim)
-

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lrsearch.errors import LRSearchError
-from lrsearch.live import artifact_dir, artifact_store
-from lrsearch.report import open_existing_storage
+from lrsearch.monitor.live import artifact_dir, artifact_store
+from lrsearch.run.studies import open_existing_storage
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage

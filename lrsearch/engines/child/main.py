@@ -1,6 +1,6 @@
 """NiftyNet's ``net_run``, on either runtime, with several runs in one process.
 
-    python -m lrsearch.engines.niftynet_main train -a APP -c trial.ini \\
+    python -m lrsearch.engines.child.main train -a APP -c trial.ini \\
         --then inference -a APP -c trial.ini --dataset_split_file infer.csv
 
 On TensorFlow 2 the compatibility layer is installed first; on TensorFlow 1.15 NiftyNet runs as
@@ -10,27 +10,14 @@ final evaluation of a trial is an inference run right after training). Python 3.
 
 import sys
 
-THEN = "--then"
-
-
-def _runs(argv):
-    run = []
-    for arg in argv:
-        if arg == THEN:
-            if run:
-                yield run
-            run = []
-        else:
-            run.append(arg)
-    if run:
-        yield run
+from lrsearch.nifty.contract import split_runs
 
 
 def main(argv=None):
     import tensorflow
 
     if not tensorflow.__version__.startswith("1."):
-        from lrsearch.engines import tf2compat
+        from lrsearch.engines.child import tf2compat
 
         tf2compat.install()
     import niftynet
@@ -39,7 +26,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     program = sys.argv[0]
     status = 0
-    for run in _runs(argv):
+    for run in split_runs(argv):
         tf.reset_default_graph()
         sys.argv = [program] + run
         status = niftynet.main() or 0

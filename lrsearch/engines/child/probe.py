@@ -1,6 +1,6 @@
 """What a runtime's interpreter has: Python, TensorFlow, NiftyNet and the GPUs it can see.
 
-    python -m lrsearch.engines.probe        # prints one line: LRSEARCH_PROBE {json}
+    python -m lrsearch.engines.child.probe        # prints one line: LRSEARCH_PROBE {json}
 
 NiftyNet is imported the way a trial imports it (through the TF 2 bridge on TensorFlow 2), so
 an interpreter that passes can start a trial. GPUs are listed with the call NiftyNet itself
@@ -37,7 +37,7 @@ def main():
     import tensorflow
 
     if not tensorflow.__version__.startswith("1."):
-        from lrsearch.engines import tf2compat
+        from lrsearch.engines.child import tf2compat
 
         tf2compat.install()
     import niftynet  # noqa: F401  (the import is the check)

@@ -16,7 +16,6 @@ the attribute on the previous, complete checkpoint.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tarfile
 import tempfile
@@ -25,18 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrsearch.nifty import contract
+
 if TYPE_CHECKING:
     import optuna
 
 ATTR = "checkpoint_artifact"
 STUDY_ATTR = "checkpoint_store"
-SAVED = re.compile(r"\biter (\d+) saved: ")
-
-
-def saved_iteration(line: str) -> int | None:
-    """The iteration of NiftyNet's ``iter N saved: <path>`` console line, else None."""
-    match = SAVED.search(line)
-    return int(match.group(1)) if match else None
 
 
 def open_store(directory: str | Path):
@@ -46,11 +40,6 @@ def open_store(directory: str | Path):
     path = Path(directory).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(path)
-
-
-def checkpoint_files(models_dir: Path, iteration: int) -> list[Path]:
-    """The files of checkpoint ``iteration`` in NiftyNet's ``<model_dir>/models``."""
-    return sorted(models_dir.glob(f"model.ckpt-{iteration}.*"))
 
 
 @dataclass
@@ -63,7 +52,7 @@ class CheckpointUploader:
     uploaded: str | None = None  # this trial's newest artifact id
 
     def saved(self, iteration: int) -> None:
-        files = checkpoint_files(self.models_dir, iteration)
+        files = contract.checkpoint_files(self.models_dir, iteration)
         if not files:
             return
         artifact_id = f"checkpoint-{uuid.uuid4().hex}.tar"
@@ -117,7 +106,7 @@ def restore(store, record: dict[str, Any], model_dir: Path) -> int | None:
             if source is not None:
                 with (models / name).open("wb") as target:
                     shutil.copyfileobj(source, target)
-    if not checkpoint_files(models, iteration):
+    if not contract.checkpoint_files(models, iteration):
         return None
     # TensorFlow's index, relative so the folder can live anywhere
     (models / "checkpoint").write_text(

@@ -9,10 +9,8 @@ inference on the validation subjects' whole volumes.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -26,19 +24,24 @@ from typing import TYPE_CHECKING, Protocol
 
 import optuna
 
-from lrsearch import __version__, checkpoints, owners
-from lrsearch.config import Dataset, NiftyNetConfig, write_file_lists
-from lrsearch.engines import APPLICATION, DICE_NAME, LR_NAME, SCHEDULE_ENV, Runtime
-from lrsearch.engines.console import FailureTail, ValidationRounds, parse_line
+from lrsearch import __version__
 from lrsearch.engines.process import ChildProcess
-from lrsearch.lrfind import LossTracker, training_loss
-from lrsearch.metrics import read_inferred, volume_dice
-from lrsearch.objectives import parse_objective
-from lrsearch.schedules import curve
-from lrsearch.space import TrialSetup
+from lrsearch.engines.runtime import Runtime
+from lrsearch.nifty import contract
+from lrsearch.nifty.config import NiftyNetConfig
+from lrsearch.nifty.console import FailureTail, ValidationRounds, parse_line
+from lrsearch.nifty.contract import DICE_NAME, LR_NAME, SCHEDULE_ENV
+from lrsearch.nifty.dataset import Dataset, write_file_lists
+from lrsearch.nifty.metrics import read_inferred, volume_dice
+from lrsearch.run import checkpoints, owners
+from lrsearch.run.range_test import training_loss
+from lrsearch.search.objectives import parse_objective
+from lrsearch.search.range_test import LossTracker
+from lrsearch.search.schedules import curve
+from lrsearch.search.space import TrialSetup
 
 if TYPE_CHECKING:
-    from lrsearch.live import LiveTrial
+    from lrsearch.monitor.live import LiveTrial
 
 DIVERGENCE_MIN_ITERATIONS = 10  # training losses seen before a finite blow-up is judged
 LR_CURVE_POINTS = 100  # points stored per LR curve (enough to plot; keeps the storage light)
@@ -111,15 +114,6 @@ class Resume:
     history: tuple[float, ...]  # validation Dice of the rounds up to the checkpoint
 
 
-def checkpoint_iteration(model_dir: Path) -> int | None:
-    """Iteration of the latest checkpoint NiftyNet saved in ``model_dir``, if any."""
-    index = model_dir / "models" / "checkpoint"
-    if not index.is_file():
-        return None
-    match = re.search(r'model_checkpoint_path: ".*-(\d+)"', index.read_text())
-    return int(match.group(1)) if match else None
-
-
 def find_resume(trial: optuna.Trial, ctx: TrialContext | None = None) -> Resume | None:
     """A retry inherits its original's user attributes (run_dir, checkpoint_artifact) and
     intermediate values: it resumes in the original's run folder when this node sees its
@@ -129,14 +123,14 @@ def find_resume(trial: optuna.Trial, ctx: TrialContext | None = None) -> Resume 
     if run_dir and ctx is not None and not owners.is_own(Path(run_dir), ctx.owner):
         run_dir = None  # another study's now: its checkpoints are not this trial's
     record = trial.user_attrs.get(checkpoints.ATTR)
-    iteration = checkpoint_iteration(Path(run_dir) / "model") if run_dir else None
+    iteration = contract.checkpoint_iteration(Path(run_dir) / contract.MODEL) if run_dir else None
     directory = Path(run_dir) if run_dir else None
     if ctx is not None and ctx.checkpoint_store is not None and record and \
             record.get("iteration", 0) > (iteration or 0):
         own = ctx.trial_dir(trial.number)
         _clear_stale(ctx, own)
         store = checkpoints.open_store(ctx.checkpoint_store)
-        restored = checkpoints.restore(store, record, own / "model")
+        restored = checkpoints.restore(store, record, own / contract.MODEL)
         if restored:
             directory, iteration = own, restored
     if not iteration or directory is None:
@@ -156,11 +150,11 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
     """``trial.ini``, ``schedule.json`` and the inference split of one trial."""
     directory = resume.directory if resume else ctx.trial_dir(number)
     directory.mkdir(parents=True, exist_ok=True)
-    model_dir = directory / "model"
+    model_dir = directory / contract.MODEL
     if resume is None:
         _clear(directory)
     else:  # its original's console.log goes on, with a line saying where it picks up
-        with (directory / "console.log").open("a", encoding="utf-8") as log:
+        with (directory / contract.CONSOLE_LOG).open("a", encoding="utf-8") as log:
             log.write(f"--- lrsearch: trial {number} resumes from the checkpoint of iteration "
                       f"{resume.iteration} ---\n")
     if ctx.owner is not None:
@@ -173,22 +167,21 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
             # -1: NiftyNet restores the latest checkpoint in model_dir
             "starting_iter": -1 if resume else 0,
         },
-        "INFERENCE": {"save_seg_dir": str(model_dir / "segmentation"), "inference_iter": -1},
+        "INFERENCE": {"save_seg_dir": str(model_dir / contract.SEGMENTATION), "inference_iter": -1},
     }
     changes.update(write_file_lists(ctx.dataset, directory))
     if setup.optimiser:
         changes["TRAINING"]["optimiser"] = setup.optimiser
     if gpu is not None:
         changes["SYSTEM"].update(cuda_devices=gpu, num_gpus=1)
-    config_path = directory / "trial.ini"
+    config_path = directory / contract.TRIAL_CONFIG
     ctx.config.with_values(changes).write(config_path)
 
-    schedule_path = directory / "schedule.json"
-    history = list(resume.history) if resume else []
-    schedule_path.write_text(json.dumps({"schedule": setup.schedule.to_dict(),
-                                         "history": history}, indent=2) + "\n")
+    schedule_path = directory / contract.SCHEDULE_FILE
+    contract.write_schedule(schedule_path, setup.schedule.to_dict(),
+                            resume.history if resume else ())
 
-    infer_split = directory / "inference_split.csv"
+    infer_split = directory / contract.INFERENCE_SPLIT
     validation = set(ctx.validation_subjects)
     infer_split.write_text("".join(
         f"{s},{'inference' if s in validation else 'training'}\n" for s in ctx.dataset.subjects))
@@ -198,9 +191,9 @@ def write_trial_files(ctx: TrialContext, number: int, setup: TrialSetup,
 def _clear(directory: Path) -> None:
     """A new trial's folder holds nothing of an earlier one: a folder of a deleted study
     (the runs folder was taken over) must not lend its checkpoints, segmentations or log."""
-    if (directory / "model").exists():
-        shutil.rmtree(directory / "model")
-    (directory / "console.log").unlink(missing_ok=True)
+    if (directory / contract.MODEL).exists():
+        shutil.rmtree(directory / contract.MODEL)
+    (directory / contract.CONSOLE_LOG).unlink(missing_ok=True)
 
 
 def _clear_stale(ctx: TrialContext, directory: Path) -> None:
@@ -209,15 +202,9 @@ def _clear_stale(ctx: TrialContext, directory: Path) -> None:
         _clear(directory)
 
 
-def inference_run(config_path: Path, infer_split: Path) -> list[str]:
-    """NiftyNet's arguments for segmenting the subjects ``infer_split`` marks for inference."""
-    return ["inference", "-a", APPLICATION, "-c", str(config_path),
-            "--dataset_split_file", str(infer_split)]
-
-
 def train_command(ctx: TrialContext, config_path: Path, infer_split: Path) -> list[str]:
-    train = ["train", "-a", APPLICATION, "-c", str(config_path)]
-    return ctx.runtime.command([train, inference_run(config_path, infer_split)])
+    return ctx.runtime.command([contract.train_args(config_path),
+                                contract.inference_args(config_path, infer_split)])
 
 
 def volume_scores(ctx: TrialContext, inferred_csv: Path) -> dict[str, float]:
@@ -259,13 +246,14 @@ def run_trial(
         command,
         env=ctx.runtime.environment(env),
         cwd=directory,
-        log_path=directory / "console.log",
+        log_path=directory / contract.CONSOLE_LOG,
     )
     progress = _Progress(last_iteration=resume.iteration if resume else 0)
     if ctx.checkpoint_store is not None:
         record = trial.user_attrs.get(checkpoints.ATTR) or {}
         progress.uploader = checkpoints.CheckpointUploader(
-            trial, checkpoints.open_store(ctx.checkpoint_store), directory / "model" / "models",
+            trial, checkpoints.open_store(ctx.checkpoint_store),
+            directory / contract.MODEL / "models",
             uploaded=record.get("artifact_id"))  # a retry replaces its original's
     if stopping is not None and stopping.is_set():  # the worker began stopping meanwhile
         child.stop()
@@ -291,7 +279,7 @@ def run_trial(
     if code != 0 or progress.last_iteration < ctx.max_iter:
         raise TrialFailed(_failure_cause(code, progress, ctx.max_iter), child.log_path)
 
-    inferred_csv = directory / "model" / "segmentation" / "inferred.csv"
+    inferred_csv = directory / contract.MODEL / contract.SEGMENTATION / contract.INFERRED_CSV
     if not inferred_csv.is_file():
         raise TrialFailed(f"NiftyNet inference wrote no {inferred_csv.name}: "
                           f"{progress.tail.cause() or 'no error printed'}", child.log_path)
@@ -382,7 +370,7 @@ def _blown_up(tracker: LossTracker, event) -> str | None:
 
 
 def _upload(progress: _Progress, line: str) -> None:
-    iteration = checkpoints.saved_iteration(line)
+    iteration = contract.saved_iteration(line)
     if iteration is None:
         return
     try:
@@ -436,7 +424,7 @@ def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,
     trial.set_user_attr("max_iter", ctx.max_iter)
     trial.set_user_attr("lr_curve", _planned_curve(schedule, ctx.max_iter))
     trial.set_user_attr("run_dir", str(directory))
-    trial.set_user_attr("log_path", str(directory / "console.log"))
+    trial.set_user_attr("log_path", str(directory / contract.CONSOLE_LOG))
     trial.set_user_attr("command", " ".join(command))
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("runtime", _runtime_versions(ctx.runtime))

@@ -1,5 +1,6 @@
-"""Optuna storage: opening a URL with one clear error, riding out database restarts, a study
-lock for exact trial budgets across workers, and never printing a password."""
+"""Optuna storage: opening a URL with one clear error, riding out database restarts, and a study
+lock for exact trial budgets across workers.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +9,27 @@ import fcntl
 import functools
 import hashlib
 import logging
-import re
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 from lrsearch.errors import StorageError
+from lrsearch.urls import redact
 
 DEFAULT_STORAGE = "sqlite:///lrsearch.db"
+
+
 HEARTBEAT_SECONDS = 30  # a running trial's liveness beat
+
+
 GRACE_FACTOR = 3  # a trial silent for GRACE_FACTOR beats is failed and retried
+
+
 RECONNECT_BACKOFF = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 60, 60, 60)  # ≈ 7 minutes in all
 
+
 logger = logging.getLogger("lrsearch")
-
-_PASSWORD = re.compile(
-    r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@]*:)(?P<password>[^@]*)(?P<tail>@)", re.I
-)
-
-
-def redact(text: str) -> str:
-    """``text`` with the password of any database URL in it replaced by ``***``."""
-    return _PASSWORD.sub(r"\g<head>***\g<tail>", text)
 
 
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}

@@ -12,18 +12,18 @@ used, after checking that rebuilding it at its own length gives back the stored 
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lrsearch
-from lrsearch.engines import APPLICATION, SCHEDULE_ENV, Runtime
+from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import DataError
-from lrsearch.report import ResultError
-from lrsearch.schedules import Schedule, from_dict
+from lrsearch.nifty import contract
+from lrsearch.nifty.contract import SCHEDULE_ENV
+from lrsearch.run.studies import ResultError
+from lrsearch.search.schedules import Schedule, from_dict
 
 if TYPE_CHECKING:
     import optuna
@@ -50,7 +50,7 @@ def _space_of(trial: optuna.trial.FrozenTrial):
     """A search space holding exactly the distributions this trial was sampled from."""
     from optuna.distributions import CategoricalDistribution
 
-    from lrsearch.space import SearchSpace
+    from lrsearch.search.space import SearchSpace
 
     ranges: dict[str, tuple[Any, ...]] = {}
     for name, dist in trial.distributions.items():
@@ -107,7 +107,8 @@ def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 
 def export_trial(study: optuna.Study, number: int, output: str | Path,
                  max_iter: int | None = None) -> Export:
-    from lrsearch.config import load_config, scan_data, write_file_lists
+    from lrsearch.nifty.config import load_config
+    from lrsearch.nifty.dataset import scan_data, write_file_lists
 
     trial = _trial(study, number)
     attrs = trial.user_attrs
@@ -150,14 +151,12 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     # file, where two exported runs (or a running study) would race on them
     cfg = cfg.with_values(write_file_lists(dataset, target.parent, f"{target.stem}."))
     cfg.write(target)
-    schedule_path.write_text(json.dumps({"schedule": schedule.to_dict(), "history": []},
-                                        indent=2) + "\n", encoding="utf-8")
+    contract.write_schedule(schedule_path, schedule.to_dict())
     runtime = (attrs.get("runtime") or {}).get("runtime", "tf2")
     trained_with = str(attrs.get("command") or "").split()
     runtime = Runtime(runtime, trained_with[0] if trained_with else sys.executable)
-    command = runtime.command([["train", "-a", APPLICATION, "-c", str(target)]])
-    package_root = str(Path(lrsearch.__file__).resolve().parents[1])
+    command = runtime.command([contract.train_args(target)])
     return Export(trial=number, config=target, schedule=schedule_path, model_dir=model_dir,
                   max_iter=iterations, command=tuple(command),
                   environment=((SCHEDULE_ENV, str(schedule_path)),
-                               ("PYTHONPATH", package_root)))
+                               ("PYTHONPATH", runtime.pythonpath)))

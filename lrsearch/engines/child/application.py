@@ -1,6 +1,6 @@
 """NiftyNet segmentation with a scheduled learning rate and a hard foreground Dice.
 
-``net_run train -a lrsearch.engines.niftynet_app.ScheduledSegmentationApplication -c cfg.ini``
+``net_run train -a lrsearch.engines.child.application.ScheduledSegmentationApplication -c cfg.ini``
 trains exactly like NiftyNet's own ``SegmentationApplication`` (it *is* that application), with
 three additions:
 
@@ -17,7 +17,6 @@ stock TF 1.15 under Python 3.7: keep it Python 3.7-compatible.
 """
 
 import contextlib
-import json
 import os
 
 import tensorflow as tf
@@ -25,8 +24,8 @@ from niftynet.application import segmentation_application as _stock
 from niftynet.engine.application_variables import CONSOLE
 from niftynet.engine.signal import ITER_FINISHED
 
-from lrsearch.engines import DICE_NAME, LR_NAME, SCHEDULE_ENV
-from lrsearch.schedules import Constant, from_dict
+from lrsearch.nifty.contract import DICE_NAME, LR_NAME, SCHEDULE_ENV, read_schedule
+from lrsearch.search.schedules import Constant, from_dict
 
 
 def foreground_dice(prediction, ground_truth, num_classes):
@@ -64,9 +63,8 @@ def load_schedule(default_lr):
     path = os.environ.get(SCHEDULE_ENV)
     if not path:
         return Constant(base_lr=float(default_lr)), []
-    with open(path) as handle:
-        spec = json.load(handle)
-    return from_dict(spec["schedule"]), list(spec.get("history", []))
+    schedule, history = read_schedule(path)
+    return from_dict(schedule), history
 
 
 class ScheduledSegmentationApplication(_stock.SegmentationApplication):

@@ -31,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrsearch import schedules
-from lrsearch.engines import RUNTIMES
 from lrsearch.errors import SpaceError
-from lrsearch.objectives import OBJECTIVES, parse_objective
+from lrsearch.search import schedules
+from lrsearch.search.objectives import OBJECTIVES, parse_objective
 
 if TYPE_CHECKING:
     import optuna
@@ -414,3 +413,6 @@ def _bounds(value: Any, param: _Param, where: str,
     if param.kind == "int":
         return (low, high)
     return (float(low), float(high))
+
+
+RUNTIMES = ("tf2", "tf1")

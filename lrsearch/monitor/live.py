@@ -30,12 +30,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from lrsearch.engines import SCHEDULE_ENV
+from lrsearch.nifty.contract import SCHEDULE_ENV, SCHEDULE_FILE
 
 if TYPE_CHECKING:
     import optuna
 
-    from lrsearch.report import TrialInfo
+    from lrsearch.monitor.records import TrialInfo
 
 __all__ = ["DICE_FIGURE", "LR_FIGURE", "REFRESH_SECONDS", "LiveTrial", "artifact_dir",
            "artifact_store", "note_text", "rewrite_note"]
@@ -150,7 +150,7 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> s
     ]
     lines += [f"![{title}]({url})" for title, url in figure_urls]
     if info.command and info.run_dir:
-        schedule = Path(info.run_dir) / "schedule.json"
+        schedule = Path(info.run_dir) / SCHEDULE_FILE
         command = (f"cd {shlex.quote(info.run_dir)} && "
                    f"{SCHEDULE_ENV}={shlex.quote(str(schedule))} {info.command}")
         # Plain text, not code: the dashboard does not wrap code, and a long line would make
@@ -171,7 +171,7 @@ def rewrite_note(trial: optuna.Trial) -> None:
     original's artifacts, so figures are not looked up by name but kept from the note."""
     from optuna_dashboard import get_note, save_note
 
-    from lrsearch.report import trial_info
+    from lrsearch.monitor.records import trial_info
 
     try:
         figures = re.findall(r"^!\[([^\]]*)\]\(([^)\s]*)\)$", get_note(trial), re.M)
@@ -255,7 +255,7 @@ class LiveTrial:
                     "the trial goes on", self.trial.number, type(error).__name__, error)
 
     def _info(self, state: str | None, reason: str) -> TrialInfo:
-        from lrsearch.report import trial_info
+        from lrsearch.monitor.records import trial_info
 
         frozen = self.trial.storage.get_trial(self.trial._trial_id)
         info = trial_info(frozen)
@@ -273,8 +273,8 @@ class LiveTrial:
         from optuna_dashboard import save_note
         from optuna_dashboard.artifact import get_artifact_path
 
-        from lrsearch.report import dice_figure, lr_figure
-        from lrsearch.svg import figure_svg
+        from lrsearch.monitor.figures import dice_figure, lr_figure
+        from lrsearch.monitor.svg import figure_svg
 
         figures = ((LR_FIGURE, "learning rate", lr_figure(info)),
                    (DICE_FIGURE, "validation Dice", dice_figure(info)))

@@ -1,0 +1,156 @@
+"""The contract between lrsearch and the NiftyNet child process, written down once.
+
+A trial (and a range test, and an exported run) is a folder holding NiftyNet's config, a
+schedule file and a console log; the parent starts ``python -m lrsearch.engines.child.main``
+with NiftyNet ``net_run`` argument lists, the child's environment naming the schedule file
+(``SCHEDULE_ENV``) and putting lrsearch, and nothing else, on its ``PYTHONPATH``. The child
+prints the console variables ``DICE_NAME`` and ``LR_NAME`` and saves checkpoints where NiftyNet
+does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines).
+
+Imported by the child as well (:mod:`lrsearch.engines.child`): standard library only, Python 3.7.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+CHILD_MAIN = "lrsearch.engines.child.main"  # the module the child runs (``python -m``)
+APPLICATION = "lrsearch.engines.child.application.ScheduledSegmentationApplication"
+THEN = "--then"  # separates the NiftyNet runs one child makes (train, then inference)
+
+SCHEDULE_ENV = "LRSEARCH_SCHEDULE"  # path of the run's schedule file
+DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
+LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
+
+# A trial's folder
+TRIAL_CONFIG = "trial.ini"
+SCHEDULE_FILE = "schedule.json"
+CONSOLE_LOG = "console.log"
+INFERENCE_SPLIT = "inference_split.csv"
+MODEL = "model"  # NiftyNet's model_dir inside the run folder
+SEGMENTATION = "segmentation"  # save_seg_dir inside model_dir
+INFERRED_CSV = "inferred.csv"  # NiftyNet's list of the segmentations it wrote
+
+_SAVED = re.compile(r"\biter (\d+) saved: ")
+_CHECKPOINT = re.compile(r'model_checkpoint_path: ".*-(\d+)"')
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lrsearch package
+
+
+# ------------------------------------------------------------------------------------------
+# Schedule file
+# ------------------------------------------------------------------------------------------
+
+def write_schedule(path: Path, schedule: dict, history=()) -> None:
+    """The schedule (``Schedule.to_dict()``) and the validation Dice of the rounds so far (a
+    resumed reduce-on-plateau schedule replays them)."""
+    Path(path).write_text(json.dumps({"schedule": schedule, "history": list(history)},
+                                     indent=2) + "\n", encoding="utf-8")
+
+
+def read_schedule(path) -> tuple[dict, list]:
+    with open(path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    return spec["schedule"], list(spec.get("history", []))
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------
+
+def train_args(config_path: Path) -> list[str]:
+    """NiftyNet's ``net_run`` arguments that train ``config_path`` with the scheduled LR."""
+    return ["train", "-a", APPLICATION, "-c", str(config_path)]
+
+
+def inference_args(config_path: Path, split_file: Path) -> list[str]:
+    """NiftyNet's arguments for segmenting the subjects ``split_file`` marks for inference."""
+    return ["inference", "-a", APPLICATION, "-c", str(config_path),
+            "--dataset_split_file", str(split_file)]
+
+
+def child_command(python: str, runs) -> list[str]:
+    """One child process running NiftyNet argument lists one after the other."""
+    argv = [python, "-m", CHILD_MAIN]
+    for i, run in enumerate(runs):
+        argv += ([THEN] if i else []) + list(run)
+    return argv
+
+
+def split_runs(argv):
+    """The argument lists of :func:`child_command`, back in the child."""
+    run: list[str] = []
+    for arg in argv:
+        if arg == THEN:
+            if run:
+                yield run
+            run = []
+        else:
+            run.append(arg)
+    if run:
+        yield run
+
+
+def child_environment(pythonpath: str, extra=(), base=None) -> dict:
+    """The child's environment: lrsearch importable, unbuffered output, TensorFlow quiet."""
+    env = dict(os.environ if base is None else base)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = pythonpath + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.update(dict(extra))
+    return env
+
+
+def child_pythonpath(package_dir: Path | None = None, cache: Path | None = None) -> str:
+    """What the child gets on PYTHONPATH to import lrsearch, and nothing else.
+
+    From a source checkout (``pip install -e``) that is the checkout. From an installed wheel
+    it would be lrsearch's site-packages, whose numpy, protobuf & co. for Python 3.11 would
+    shadow a TF 1 environment's own; there it is a cache folder holding only a link to lrsearch.
+    """
+    package = Path(package_dir or _PACKAGE_ROOT / "lrsearch")
+    root = package.parent
+    if root.name not in ("site-packages", "dist-packages"):
+        return str(root)
+    if cache is None:
+        from lrsearch.paths import cache_dir
+
+        cache = cache_dir() / "runtimes"
+    shim = Path(cache) / "pythonpath" / hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    link = shim / package.name
+    if not (link.is_symlink() and link.resolve() == package.resolve()):
+        shim.mkdir(parents=True, exist_ok=True)
+        partial = shim / f".{package.name}.{os.getpid()}"
+        if partial.is_symlink() or partial.exists():
+            partial.unlink()
+        partial.symlink_to(package, target_is_directory=True)
+        os.replace(str(partial), str(link))
+    return str(shim)
+
+
+# ------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------
+
+def saved_iteration(line: str) -> int | None:
+    """The iteration of NiftyNet's ``iter N saved: <path>`` console line, else None."""
+    match = _SAVED.search(line)
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_iteration(model_dir: Path) -> int | None:
+    """Iteration of the latest checkpoint NiftyNet saved in ``model_dir``, if any."""
+    index = Path(model_dir) / "models" / "checkpoint"
+    if not index.is_file():
+        return None
+    match = _CHECKPOINT.search(index.read_text())
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_files(models_dir: Path, iteration: int) -> list[Path]:
+    """The files of checkpoint ``iteration`` in NiftyNet's ``<model_dir>/models``."""
+    return sorted(Path(models_dir).glob(f"model.ckpt-{iteration}.*"))

@@ -1,0 +1,102 @@
+"""``lrsearch report``: one self-contained HTML file.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lrsearch.monitor.figures import TOP_K, parameter_importances, study_figures
+from lrsearch.monitor.records import StudyInfo, pruning_savings, study_info
+
+if TYPE_CHECKING:
+    import optuna
+    import plotly.graph_objects as go
+
+
+_STYLE = """
+body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+       margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } .meta { color: #555; margin-top: 0; }
+.plot { margin: 1.5em 0; min-height: 240px; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.35em 0.5em; text-align: left;
+         vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-size: 0.85em; word-break: break-all; }
+"""
+
+
+def _cell(text: object, num: bool = False) -> str:
+    attrs = ' class="num"' if num else ""
+    return f"<td{attrs}>{html.escape(str(text))}</td>"
+
+
+def _best_table(info: StudyInfo, k: int) -> str:
+    rows = []
+    for rank, t in enumerate(info.best(k), start=1):
+        wall = f"{t.wall_seconds:,.0f} s" if t.wall_seconds is not None else "–"
+        window = f"{t.last_window_dice:.4f}" if t.last_window_dice is not None else "–"
+        rows.append("<tr>" + "".join([
+            _cell(rank, True), _cell(t.number, True), _cell(f"{t.value:.4f}", True),
+            _cell(window, True), _cell(t.family), _cell(t.schedule_text),
+            _cell(t.optimiser or "–"), _cell(f"{t.iterations:,}", True), _cell(wall, True),
+        ]) + f"<td><code>{html.escape(t.run_dir or '–')}</code></td></tr>")
+    if not rows:
+        return "<p>No complete trial yet.</p>"
+    head = "".join(f"<th>{h}</th>" for h in (
+        "rank", "trial", "Dice (whole volume)", "last window Dice", "family", "schedule",
+        "optimiser", "iterations", "wall time", "run folder"))
+    return f"<table id=\"best-trials\"><thead><tr>{head}</tr></thead><tbody>" \
+           f"{''.join(rows)}</tbody></table>"
+
+
+def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: int = TOP_K) -> str:
+    import plotly.io as pio
+    import plotly.offline
+
+    counts = info.counts()
+    savings = pruning_savings(info)
+    best = info.best(1)
+    summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    score = "whole-volume Dice" if info.objective == "final_dice" else info.objective
+    best_text = (f"best: trial {best[0].number}, {score} {best[0].value:.4f} "
+                 f"({html.escape(best[0].schedule_text)})" if best else "no complete trial yet")
+    parts = [
+        "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>lrsearch report: {html.escape(info.name)}</title>",
+        f"<style>{_STYLE}</style>",
+        # plotly.js, once, inline: the file works offline and alone.
+        f"<script type=\"text/javascript\">{plotly.offline.get_plotlyjs()}</script>",
+        "</head><body>",
+        f"<h1>lrsearch study {html.escape(info.name)}</h1>",
+        f"<p class=\"meta\">{html.escape(info.storage)} · {len(info.trials)} trials "
+        f"({summary or 'none'}) · {info.max_iter or '?'} iterations per trial · "
+        f"generated {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        f"<p>{best_text}. Pruning ran {savings.fraction_run:.0%} of the iterations a full run "
+        f"of every finished trial would take; pruning saved {savings.fraction_pruned:.0%}.</p>",
+    ]
+    if info.lr_find:
+        parts.append(f"<p id=\"lr-find\">{html.escape(info.lr_find)}; base_lr was searched "
+                     f"in that range (--lr-bounds auto).</p>")
+    for div_id, fig in figures:
+        body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                           validate=False, config={"displaylogo": False, "responsive": True})
+        parts.append(f"<div class=\"plot\">{body}</div>")
+    parts += [f"<h2>Best {min(k, counts['complete'])} trials</h2>", _best_table(info, k),
+              "</body></html>"]
+    return "\n".join(parts)
+
+
+def write_html(study: optuna.Study, path: str | Path, k: int = TOP_K) -> StudyInfo:
+    """Writes the report of ``study`` to ``path`` (one self-contained HTML file)."""
+    trials = study.get_trials(deepcopy=False)
+    info = study_info(study, trials)
+    figures = study_figures(info, parameter_importances(study, trials), k)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_html(info, figures, k), encoding="utf-8")
+    return info

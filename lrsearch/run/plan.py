@@ -1,0 +1,64 @@
+"""A validated study plan and the slots trials run in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from lrsearch.errors import LRSearchError
+from lrsearch.run.storage import (
+    HEARTBEAT_SECONDS,
+)
+from lrsearch.run.trial import TrialContext
+from lrsearch.search.space import SearchSpace
+
+# Trials failing the same way in a row mean the config or the machine is wrong, not the
+# schedule: stop after this many (Ray Tune's FailureConfig(max_failures) plays this part).
+MAX_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Everything a worker needs, validated."""
+
+    name: str
+    storage_url: str
+    space: SearchSpace
+    context: TrialContext
+    trials: int
+    timeout: float | None
+    seed: int | None
+    slots: tuple[Slot, ...] = ()  # where trials run at once (default: one, on the CPU)
+    heartbeat: float = HEARTBEAT_SECONDS
+    lr_bounds: str | None = None  # "auto": base_lr narrowed by an LR range test (lrfind)
+    max_failures: int = MAX_FAILURES  # stop after this many trials failed the same way (0: never)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One trial at a time: pinned to a GPU, or on the CPU (gpu None)."""
+
+    index: int
+    gpu: str | None = None
+
+
+# On the CPU two trials run at once by default: one NiftyNet process leaves the cores idle while
+# it imports TensorFlow, builds its graph and evaluates (benchmarks/trial_overhead.py: ~17 s of
+# a ~37 s demo trial); two at once gave 1.45x the trials per hour on 2 cores.
+DEFAULT_CPU_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def make_slots(jobs: int | None = None, gpus: str | None = None) -> tuple[Slot, ...]:
+    """``--gpus 0,1,2,3``: one slot per GPU; ``--jobs K``: K CPU slots."""
+    if gpus is not None:
+        ids = [g.strip() for g in gpus.split(",") if g.strip()]
+        if not ids or not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+            raise LRSearchError(f"--gpus takes distinct GPU indices like 0,1,2,3, but got {gpus!r}")
+        if jobs is not None and jobs != len(ids):
+            raise LRSearchError(f"--jobs {jobs} contradicts --gpus {gpus} (one trial per GPU); "
+                                "give one of them")
+        return tuple(Slot(i, g) for i, g in enumerate(ids))
+    if jobs is not None and jobs < 1:
+        raise LRSearchError(f"--jobs must be at least 1, but got {jobs}")
+    return tuple(Slot(i) for i in range(jobs or DEFAULT_CPU_JOBS))

@@ -1,0 +1,302 @@
+"""A study: validate everything, then run trials until the study holds N finished ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from lrsearch.engines.checks import check_gpu_request
+from lrsearch.engines.runtime import Runtime, get_runtime
+from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
+from lrsearch.monitor.figures import save_plot
+from lrsearch.monitor.progress import Progress
+from lrsearch.nifty import config, split, windows
+from lrsearch.nifty import dataset as nifty_dataset
+from lrsearch.run import checkpoints, owners, range_test
+from lrsearch.run.plan import Slot, StudyPlan, make_slots
+from lrsearch.run.range_test import STUDY_ATTR, run_range_test
+from lrsearch.run.storage import (
+    HEARTBEAT_SECONDS,
+    fingerprint,
+    open_storage,
+    study_lock,
+)
+from lrsearch.run.trial import TrialContext
+from lrsearch.run.workers import Workers, _budget
+from lrsearch.search import range_test as range_maths
+from lrsearch.search.objectives import DIRECTION, parse_objective
+from lrsearch.search.space import load_space
+from lrsearch.search.strategy import make_pruner, make_sampler
+from lrsearch.urls import redact
+
+logger = logging.getLogger("lrsearch")
+
+
+VALIDATION_FRACTION = 0.2
+
+
+SPLIT_SEED = 0
+
+
+def prepare(
+    config_path: Path,
+    space_path: Path,
+    *,
+    study_name: str | None = None,
+    storage_url: str,
+    trials: int,
+    timeout: float | None = None,
+    seed: int | None = None,
+    max_iter: int | None = None,
+    runs_dir: Path | None = None,
+    runtime: str | Runtime | None = None,
+    python: str | None = None,
+    report: Callable[[str], None] | None = None,
+    slots: tuple[Slot, ...] = (),
+    heartbeat: float = HEARTBEAT_SECONDS,
+    objective: str | None = None,
+    lr_bounds: str | None = None,
+    checkpoint_store: Path | None = None,
+) -> StudyPlan:
+    """Reads and checks everything a study needs. Raises :class:`LRSearchError` subclasses.
+
+    ``runtime`` (a name, default: the space's; or a :class:`Runtime`) and ``python`` choose
+    where trials train (see :func:`lrsearch.engines.get_runtime`; ``report`` hears about a
+    first-use build).
+    """
+    if trials < 1:
+        raise LRSearchError(f"--trials must be at least 1, but got {trials}")
+    space = load_space(space_path)
+    try:  # --objective wins over the space's
+        objective_name = parse_objective(objective or space.objective).name
+    except ValueError as error:
+        raise ConfigError(f"--objective: {error}") from None
+    if lr_bounds not in (None, "auto"):
+        raise ConfigError(f"--lr-bounds takes 'auto', but got {lr_bounds!r}")
+    cfg = config.load_config(config_path)
+    for warning in cfg.warnings if report else ():
+        report(f"warning: {warning}")
+    windows.check_training(cfg)
+    dataset = nifty_dataset.scan_data(cfg, report=report)
+    name = study_name or Path(config_path).stem
+    runs = Path(runs_dir) if runs_dir else cfg.model_dir / name
+    config.check_model_dir(runs)
+    iterations = max_iter or space.max_iter or cfg.max_iter
+    if iterations < 1:
+        raise ConfigError(f"{config_path}: [TRAINING] max_iter must be at least 1, "
+                          f"but got {iterations}")
+    if cfg.validation_every_n <= 0 or cfg.validation_every_n > iterations:
+        raise ConfigError(
+            f"{config_path}: [TRAINING] validation_every_n is {cfg.validation_every_n}; "
+            f"lrsearch prunes on validation Dice, set it between 1 and max_iter ({iterations})")
+    if not isinstance(runtime, Runtime):
+        runtime = get_runtime(runtime or space.runtime, python, report)
+    check_gpu_request(cfg, runtime)  # a GPU config must not silently train on the CPU
+    storage = open_storage(storage_url)  # fail now, before anything is written
+    # another study's runs folder is refused before its split is read or anything written
+    owners.check_runs_dir(runs, _owner(storage, storage_url, name), storage,
+                          fix=_runs_dir_fix(runs_dir))
+    split_file, phases, write = _study_split(cfg, dataset, runs)
+    validation = tuple(s for s in dataset.subjects if phases.get(s) == "validation")
+    nifty_dataset.check_labels(
+        cfg, dataset, [s for s in dataset.subjects if phases.get(s) == "training"])
+    nifty_dataset.check_inference_window(cfg, dataset, validation)
+    if write:
+        split.write_split(split_file, dataset.subjects, VALIDATION_FRACTION,
+                                    SPLIT_SEED)
+    context = TrialContext(
+        config=cfg,
+        dataset=dataset,
+        split_file=split_file,
+        validation_subjects=validation,
+        runs_dir=runs,
+        max_iter=iterations,
+        runtime=runtime,
+        objective=objective_name,
+        checkpoint_store=_checkpoint_store(checkpoint_store),
+    )
+    return StudyPlan(name, storage_url, space, context, trials, timeout, seed,
+                     slots or make_slots(), heartbeat, lr_bounds)
+
+
+def _owner(storage, storage_url: str, name: str) -> owners.Owner:
+    """This study as a folder owner (uid None while it does not exist yet)."""
+    return owners.Owner(fingerprint(storage_url), name, owners.study_uid(storage, name)[1])
+
+
+def _runs_dir_fix(runs_dir: Path | None) -> str:
+    if runs_dir is not None:
+        return "give --runs-dir another folder"
+    return "give --runs-dir another folder or --study another name"
+
+
+def _checkpoint_store(directory: Path | None) -> Path | None:
+    if directory is None:
+        return None
+    path = Path(directory).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".lrsearch-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"--checkpoint-store {directory}: cannot write there "
+                          f"({error.strerror or error}); give a folder every node can write") \
+            from None
+    return path
+
+
+def _study_split(cfg, dataset, runs: Path) -> tuple[Path, dict[str, str], bool]:
+    """The split every trial of the study validates on: the config's, or one lrsearch writes
+    (path, phases, whether the caller still has to write it once every check has passed)."""
+    named = cfg.dataset_split_file
+    write = False
+    if named is not None and Path(named).is_file():
+        phases = split.read_split(named)
+        path = Path(named)
+    else:
+        path = runs / "dataset_split.csv"
+        if path.is_file():
+            phases = split.read_split(path)
+        else:
+            phases = split.split_phases(dataset.subjects, VALIDATION_FRACTION,
+                                                  SPLIT_SEED, where=path)
+            write = True
+    validation = [s for s in dataset.subjects if phases.get(s) == "validation"]
+    training = [s for s in dataset.subjects if phases.get(s) == "training"]
+    if not validation or not training:
+        raise ConfigError(
+            f"{path}: the split needs training and validation subjects among "
+            f"{len(dataset.subjects)} found (validation: {len(validation)}, "
+            f"training: {len(training)}); fix it or remove it to let lrsearch write one")
+    return path, phases, write
+
+
+def _best(study: optuna.Study) -> tuple[int, float] | None:
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    return best.number, best.value
+
+
+def load_or_create(plan: StudyPlan) -> optuna.Study:
+    storage = open_storage(plan.storage_url, heartbeat=plan.heartbeat,
+                           pool_size=len(plan.slots) + 2)
+    ctx = plan.context
+    study = optuna.create_study(
+        study_name=plan.name,
+        storage=storage,
+        sampler=make_sampler(plan.seed),
+        pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
+                           plan.space.pruner_warmup_fraction, plan.space.pruner,
+                           plan.space.pruner_reduction_factor),
+        direction=DIRECTION,  # every objective is maximised (lrsearch.objectives)
+        load_if_exists=True,
+    )
+    attrs = study.user_attrs
+    if "max_iter" in attrs and attrs["max_iter"] != ctx.max_iter:
+        raise ConfigError(
+            f"study '{plan.name}' trains {attrs['max_iter']} iterations per trial, this run "
+            f"{ctx.max_iter}: use the same max_iter or another --study")
+    if attrs.get("objective", ctx.objective) != ctx.objective:
+        raise ConfigError(
+            f"study '{plan.name}' optimises {attrs['objective']}, this run {ctx.objective}: "
+            f"scores of different objectives cannot be compared; use --objective "
+            f"{attrs['objective']} or another --study")
+    if not attrs:
+        study.set_user_attr("config", str(Path(ctx.config.path).resolve()))
+        study.set_user_attr("max_iter", ctx.max_iter)
+        study.set_user_attr("split_file", str(ctx.split_file))
+        study.set_user_attr("runs_dir", str(ctx.runs_dir))
+        study.set_user_attr("objective", ctx.objective)
+        study.set_user_attr("validation_subjects", list(ctx.validation_subjects))
+    # under the study lock: workers opening a new study together must agree on its uid
+    with study_lock(plan.storage_url, plan.name):
+        if owners.UID_ATTR not in study.user_attrs:
+            study.set_user_attr(owners.UID_ATTR, uuid.uuid4().hex)
+    return study
+
+
+def _claim_runs_dir(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
+    """Records this study as the owner of its runs folder (``prepare`` checked it; another
+    study may have claimed it since); its trials mark theirs."""
+    me = owners.Owner(fingerprint(plan.storage_url), plan.name,
+                      study.user_attrs[owners.UID_ATTR])
+    owners.claim_runs_dir(plan.context.runs_dir, me, study._storage, fix=_runs_dir_fix(None))
+    return dataclasses.replace(plan, context=dataclasses.replace(plan.context, owner=me))
+
+
+def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
+    """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = load_or_create(plan)
+    plan = _claim_runs_dir(study, plan)
+    plan = _share_checkpoint_store(study, plan)
+    # A study searched within its range test's bounds keeps them: a worker started without
+    # --lr-bounds auto must not widen the search of the others.
+    if plan.lr_bounds == "auto" or range_test.STUDY_ATTR in study.user_attrs:
+        plan = narrow_to_range_test(study, plan, progress.message)
+    counts, _, _ = _budget(study)
+    progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
+    Workers(study, plan, progress).run()
+    counts, _, _ = _budget(study)
+    if counts["failed"] and not counts["complete"]:
+        raise StudyFailed(_none_completed(study, counts))
+    return study
+
+
+def _none_completed(study: optuna.Study, counts: dict[str, int]) -> str:
+    """The error of a study whose every finished trial failed or was pruned."""
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if t.user_attrs.get("stop_reason")]
+    last = failed[-1].user_attrs["stop_reason"] if failed else "no reason recorded"
+    pruned = f" and {counts['pruned']} pruned" if counts["pruned"] else ""
+    return (f"no trial of study '{study.study_name}' completed: {counts['failed']} failed"
+            f"{pruned}; the last failure: {last}; fix it and run the same command again")
+
+
+def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
+    """The first worker's --checkpoint-store is recorded on the study; a worker started
+    without one uses it (nodes may mount it elsewhere: theirs wins)."""
+    given = plan.context.checkpoint_store
+    recorded = study.user_attrs.get(checkpoints.STUDY_ATTR)
+    if given is not None and recorded is None:
+        study.set_user_attr(checkpoints.STUDY_ATTR, str(given))
+    if given is None and recorded is not None:
+        context = dataclasses.replace(plan.context, checkpoint_store=Path(recorded))
+        return dataclasses.replace(plan, context=context)
+    return plan
+
+
+def narrow_to_range_test(study: optuna.Study, plan: StudyPlan,
+                         message: Callable[[str], None]) -> StudyPlan:
+    """``--lr-bounds auto``: the study's stored range test, or a new one (under the study lock,
+    so only one worker runs it); the plan's space searches base_lr within its bounds."""
+    from lrsearch.run.storage import study_lock
+
+    with study_lock(plan.storage_url, plan.name):
+        stored = study.user_attrs.get(STUDY_ATTR)
+        if stored is None:
+            ctx = plan.context
+            message("Running the LR range test for --lr-bounds auto ...")
+            result = run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
+                                    ctx.runtime, min_lr=range_maths.MIN_LR,
+                                    max_lr=range_maths.MAX_LR,
+                                    iterations=range_maths.ITERATIONS,
+                                    smoothing=range_maths.SMOOTHING)
+            study.set_user_attr(STUDY_ATTR, result.to_dict())
+            save_plot(result, ctx.runs_dir / "lr-find" / "lr_find.html")
+        else:
+            result = range_maths.RangeTest.from_dict(stored)
+    message(result.summary())
+    space = dataclasses.replace(plan.space, base_lr=result.bounds)
+    return dataclasses.replace(plan, space=space)

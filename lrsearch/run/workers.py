@@ -1,0 +1,309 @@
+"""The slots of one worker process, each running trials one after the other; heartbeats and re-
+queues.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import re
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from lrsearch.engines.process import stop_all
+from lrsearch.errors import StudyFailed
+from lrsearch.monitor.live import LiveTrial, rewrite_note
+from lrsearch.monitor.progress import Progress
+from lrsearch.run import checkpoints
+from lrsearch.run.plan import Slot, StudyPlan
+from lrsearch.run.storage import (
+    fail_stale_trials,
+    study_lock,
+)
+from lrsearch.run.trial import TrialFailed, TrialInterrupted, run_trial
+from lrsearch.urls import redact
+
+logger = logging.getLogger("lrsearch")
+
+
+def _budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
+    """Finished trials by state, trials running, trials waiting (re-queued retries).
+
+    A failed trial that was re-queued (worker killed, Ctrl-C) is replaced by its retry and does
+    not count toward --trials; the retry does.
+    """
+    trials = study.get_trials(deepcopy=False)
+    superseded = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    live = [t for t in trials if t.number not in superseded]
+    counts = {
+        "complete": sum(t.state == TrialState.COMPLETE for t in live),
+        "pruned": sum(t.state == TrialState.PRUNED for t in live),
+        "failed": sum(t.state == TrialState.FAIL for t in live),
+    }
+    running = sum(t.state == TrialState.RUNNING for t in live)
+    waiting = sum(t.state == TrialState.WAITING for t in live)
+    return counts, running, waiting
+
+
+class Workers:
+    """The slots of one worker process, each running trials one after the other.
+
+    Starting a trial (is the budget used up? ask) happens under a study-wide lock, so workers
+    on many nodes together stop at exactly ``--trials`` trials.
+    """
+
+    def __init__(self, study: optuna.Study, plan: StudyPlan, progress: Progress,
+                 run_one=None):
+        self.study, self.plan, self.progress = study, plan, progress
+        self.run_one = run_one or _run_one  # benchmarks swap in a trivial trial
+        # lrsearch drives heartbeats and stale-trial retries itself (ask/tell, not
+        # Study.optimize), with Optuna APIs that still call themselves experimental.
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        self.stopping = threading.Event()
+        self.started = time.monotonic()
+        self.errors: list[BaseException] = []
+        self.finished = {slot.index: threading.Event() for slot in plan.slots}  # slot ended
+        self.streak = FailureStreak(plan.max_failures)
+
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._slot, args=(slot,), daemon=True,
+                                    name=f"lrsearch-slot-{slot.index}")
+                   for slot in self.plan.slots]
+        threads.append(threading.Thread(target=self._fail_stale, daemon=True,
+                                        name="lrsearch-stale"))
+        for thread in threads:
+            thread.start()
+        # Waiting on events, not Thread.join: a KeyboardInterrupt (Ctrl-C, SIGTERM) landing in
+        # join() makes CPython (3.11) take the thread for finished while it still runs, and
+        # the worker would exit before its slots re-queued their trials.
+        try:
+            for done in self.finished.values():
+                while not done.wait(0.5):
+                    pass
+        except KeyboardInterrupt:
+            self.stopping.set()
+            stop_all()  # each slot records its trial as interrupted and re-queues it
+            for done in self.finished.values():
+                done.wait()
+            raise
+        finally:
+            self.stopping.set()
+        if self.errors:
+            raise self.errors[0]
+        if self.streak.stopped:
+            raise StudyFailed(self.streak.message())
+
+    def _next_trial(self) -> optuna.Trial | None:
+        """The next trial to run; None when the study holds enough finished trials.
+
+        While the budget is taken only because trials run elsewhere, wait: if their worker
+        dies, they come back as retries that this worker must pick up.
+        """
+        while not self.stopping.is_set():
+            with study_lock(self.plan.storage_url, self.plan.name):
+                self._fail_stale_trials()
+                counts, running, waiting = _budget(self.study)
+                if waiting or sum(counts.values()) + running < self.plan.trials:
+                    return self.study.ask()
+                if sum(counts.values()) >= self.plan.trials:
+                    return None
+            self.stopping.wait(min(self.plan.heartbeat, 10))
+        return None
+
+    def _slot(self, slot: Slot) -> None:
+        try:
+            while not self.stopping.is_set():
+                timeout = self.plan.timeout
+                if timeout is not None and time.monotonic() - self.started >= timeout:
+                    self.progress.message(f"Timeout of {timeout:g} s reached.")
+                    return
+                trial = self._next_trial()
+                if trial is None:
+                    return
+                failed = self.run_one(self.study, trial, self.plan, self.progress, slot,
+                                      self.stopping)
+                if self.streak.add(failed):
+                    # The other slots' trials are stopped and re-queued as on Ctrl-C: they
+                    # would most likely fail the same way, and resume from their checkpoints.
+                    self.stopping.set()
+                    stop_all()
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            self.errors.append(error)
+            self.stopping.set()
+            stop_all()
+        finally:
+            self.finished[slot.index].set()
+
+    def _fail_stale(self) -> None:
+        """Fails trials whose worker stopped beating (killed, node lost): they are re-queued."""
+        while not self.stopping.wait(self.plan.heartbeat):
+            try:
+                # under the study lock: two workers failing the same trial would race to
+                # queue its retry
+                with study_lock(self.plan.storage_url, self.plan.name):
+                    self._fail_stale_trials()
+            except Exception as error:  # noqa: BLE001 - the next round tries again
+                logger.warning("could not re-queue stale trials (%s); trying again in %g s",
+                               redact(str(error).splitlines()[0] if str(error) else repr(error)),
+                               self.plan.heartbeat)
+
+    def _fail_stale_trials(self) -> None:
+        """Fails (and re-queues) trials whose worker was lost, each with its reason, and
+        rewrites their dashboard notes, which would say "running" for good."""
+        failed = fail_stale_trials(self.study, _lost_reason)
+        for trial_id in failed:
+            rewrite_note(optuna.trial.Trial(self.study, trial_id))
+
+
+def _lost_reason(trial: optuna.trial.FrozenTrial, silent: float | None) -> str:
+    """Why a trial without heartbeat fails: the last iteration known to the storage (its
+    worker records it with each beat; validation rounds, a stored checkpoint and a resume
+    tell it too)."""
+    known = [trial.user_attrs.get("iterations"), trial.user_attrs.get("resumed_from_iteration"),
+             (trial.user_attrs.get(checkpoints.ATTR) or {}).get("iteration"),
+             *trial.intermediate_values]
+    iteration = max((i for i in known if isinstance(i, int)), default=0)
+    silence = f", no heartbeat for {silent:.0f} s" if silent is not None else ", no heartbeat"
+    return f"worker lost at iteration {iteration}{silence}"
+
+
+@dataclass
+class FailureStreak:
+    """Trials of this worker process (all its slots) that failed in a row with the same cause.
+
+    Any trial that does not fail ends the streak; a failure with another cause starts a new
+    one. Causes are compared with trial numbers masked (``trial-0007`` in a path).
+    """
+
+    limit: int
+    count: int = 0
+    last: TrialFailed | None = None
+    stopped: bool = False  # the limit was reached; later trials (re-queued ones) do not count
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+
+    def add(self, failed: TrialFailed | None) -> bool:
+        """Counts one finished trial (``failed``: why it failed, or None); True the first
+        time ``limit`` trials in a row failed the same way."""
+        with self._lock:
+            if self.stopped:
+                return False
+            if failed is None:
+                self.count, self.last = 0, None
+                return False
+            same = self.last is not None and _same_cause(self.last.cause, failed.cause)
+            self.count = self.count + 1 if same else 1
+            self.last = failed
+            if self.limit and self.count >= self.limit:
+                self.stopped = True
+                return True
+            return False
+
+    def message(self) -> str:
+        where = f" (see {self.last.log_path})" if self.last and self.last.log_path else ""
+        cause = self.last.cause if self.last else "?"
+        return (f"{self.count} trials failed the same way: {cause}{where}; fix it and run the "
+                "same command again")
+
+
+def _same_cause(a: str, b: str) -> bool:
+    mask = re.compile(r"trial-\d+")
+    return mask.sub("trial-N", a) == mask.sub("trial-N", b)
+
+
+@contextlib.contextmanager
+def _heartbeat(trial: optuna.Trial, iteration: Callable[[], int | None] = lambda: None):
+    """Beats for the trial while it runs, so a dead worker's trial is failed and re-queued.
+    Each beat also stores the trial's ``iteration()`` when it moved on: the iteration a lost
+    trial's reason names."""
+    storage = trial.study._storage
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "record_heartbeat") else None
+    if not interval:
+        yield
+        return
+    done = threading.Event()
+
+    def beat():
+        recorded = None
+        while True:
+            try:
+                storage.record_heartbeat(trial._trial_id)
+                now = iteration()
+                if now is not None and now != recorded:
+                    trial.set_user_attr("iterations", now)
+                    recorded = now
+            except Exception:  # noqa: BLE001 - the storage layer already logged and retried
+                pass
+            if done.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True, name=f"lrsearch-beat-{trial.number}")
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Records the trial as failed with ``reason`` and queues a retry that resumes it."""
+    trial.set_user_attr("stop_reason", reason)
+    study.tell(trial, state=TrialState.FAIL)
+    frozen = study._storage.get_trial(trial._trial_id)
+    callback = study._storage.get_heartbeat_stale_trial_callback()
+    if callback is not None:
+        callback(study, frozen)
+
+
+def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress: Progress,
+             slot: Slot, stopping: threading.Event | None = None) -> TrialFailed | None:
+    """Runs one trial and tells Optuna its outcome; why it failed, if it did."""
+    setup = plan.space.suggest(trial, plan.context.max_iter)
+    retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+    if retry_of is not None:
+        trial.set_user_attr("retry_of", retry_of)
+        trial.set_user_attr("stop_reason", None)  # inherited from the original
+    where = f" on GPU {slot.gpu}" if slot.gpu is not None else ""
+    again = f" (retry of trial {retry_of})" if retry_of is not None else ""
+    progress.trial_started(trial.number, setup.schedule.describe() + again + where)
+    def iteration() -> int | None:
+        return progress.current.get(trial.number, {}).get("iteration")
+
+    try:
+        # The dashboard note and figures are final before Optuna hears the outcome.
+        with _heartbeat(trial, iteration), \
+                LiveTrial.for_study(trial, plan.storage_url, plan.context.runs_dir) as live:
+            value = run_trial(trial, plan.context, setup, progress, live, gpu=slot.gpu,
+                              stopping=stopping)
+    except optuna.TrialPruned as pruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        progress.trial_finished(trial.number, "pruned", None, str(pruned))
+    except TrialFailed as failed:
+        trial.set_user_attr("stop_reason", str(failed))
+        study.tell(trial, state=TrialState.FAIL)
+        progress.trial_finished(trial.number, "failed", None, str(failed))
+        return failed
+    except (TrialInterrupted, KeyboardInterrupt) as stopped:
+        reason = f"{stopped or 'interrupted'}; the worker was stopped (re-queued)"
+        _requeue(study, trial, reason)
+        progress.trial_finished(trial.number, "failed", None, reason)
+    except Exception as error:  # lrsearch's own failure: the trial must not stay "running"
+        reason = f"lrsearch stopped: {type(error).__name__}: {error}"
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("stop_reason", reason)
+            study.tell(trial, state=TrialState.FAIL)
+        progress.trial_finished(trial.number, "failed", None, reason)
+        raise
+    else:
+        study.tell(trial, value)
+        progress.trial_finished(trial.number, "complete", value, params=trial.params)
+    return None
