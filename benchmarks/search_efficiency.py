@@ -53,6 +53,7 @@ from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
 from lrsearch.run import range_test as run_range_test
 from lrsearch.run import study as run_study
 from lrsearch.run import workers
+from lrsearch.run.plan import StudyOptions
 from lrsearch.run.trial import TrialContext, volume_scores
 from lrsearch.search import range_test as search_range_test
 from lrsearch.search.space import load_space
@@ -77,10 +78,10 @@ three_phase = [false]
 
 def _plan(work: Path, name: str, space: Path, trials: int, max_iter: int, seed: int,
           objective: str | None = None):
-    return run_study.prepare(DEMO_CONFIG, space, study_name=name,
-                           storage_url=f"sqlite:///{work / 'bench.db'}", trials=trials,
-                           seed=seed, max_iter=max_iter, runs_dir=work / name,
-                           objective=objective)
+    options = StudyOptions(DEMO_CONFIG, space, study_name=name,
+                           storage_url=f"sqlite:///{work / 'bench.db'}", trials=trials, seed=seed,
+                           max_iter=max_iter, runs_dir=work / name, objective=objective)
+    return run_study.prepare(options)
 
 
 def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:

@@ -42,6 +42,7 @@ from lrsearch.nifty.config import load_config  # noqa: E402
 from lrsearch.nifty.metrics import foreground_dice, read_inferred  # noqa: E402
 from lrsearch.paths import DEFAULT_SPACE, DEMO_TISSUE_CONFIG  # noqa: E402
 from lrsearch.run import study  # noqa: E402
+from lrsearch.run.plan import StudyOptions  # noqa: E402
 from lrsearch.selfcheck import single_trial  # noqa: E402
 
 MIN_GAIN = 0.03
@@ -92,9 +93,10 @@ def _seed_run(config: Path, lr: float, work: Path, seed: int, budget: int, facto
                          f"{trial.user_attrs.get('stop_reason', 'see the run folder')}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = study.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
-                               trials=1, max_iter=factor * budget, runs_dir=work / "scoring",
+        options = StudyOptions(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:", trials=1,
+                               max_iter=factor * budget, runs_dir=work / "scoring",
                                runtime=runtime)
+        plan = study.prepare(options)
     curve = dict(_checkpoint_curve(plan.context, trial))
     model = Path(trial.user_attrs["run_dir"]) / "model"
     labels = plan.context.dataset.files[plan.context.config.label_sections[0]]

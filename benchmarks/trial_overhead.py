@@ -32,6 +32,7 @@ from lrsearch.monitor.progress import QUIET, Progress
 from lrsearch.nifty.config import load_config
 from lrsearch.nifty.console import parse_line
 from lrsearch.run import study as run_study
+from lrsearch.run.plan import StudyOptions
 
 REPO = Path(__file__).resolve().parents[1]
 STOCK_APP = "niftynet.application.segmentation_application.SegmentationApplication"
@@ -72,9 +73,10 @@ def plain_run(work: Path, split: Path, iterations: int, k: int) -> float:
 def lrsearch_run(work: Path, space: Path, iterations: int, k: int) -> dict:
     storage = f"sqlite:///{work / 'overhead.db'}"
     name = f"overhead-{k}"
-    plan = run_study.prepare(REPO / "configs" / "demo.ini", space, study_name=name,
+    options = StudyOptions(REPO / "configs" / "demo.ini", space, study_name=name,
                            storage_url=storage, trials=1, max_iter=iterations,
                            runs_dir=work / name)
+    plan = run_study.prepare(options)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study.enqueue_trial({"family": "constant", "base_lr": 1e-3, "optimiser": "adam"})
     run_study.optimize(plan, Progress(1, QUIET))
@@ -98,9 +100,10 @@ def main() -> None:
     space = work / "space.toml"
     space.write_text(SPACE)
     # one split for both sides: the one the first lrsearch study writes
-    plan = run_study.prepare(REPO / "configs" / "demo.ini", space, study_name="split",
+    options = StudyOptions(REPO / "configs" / "demo.ini", space, study_name="split",
                            storage_url=f"sqlite:///{work / 'split.db'}", trials=1,
                            runs_dir=work / "split")
+    plan = run_study.prepare(options)
     split = plan.context.split_file
 
     plain, ours = [], []

@@ -85,13 +85,14 @@ def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 
     import warnings
 
     from lrsearch.run import study as run_study
+    from lrsearch.run.plan import StudyOptions
     from lrsearch.run.trial import TrialFailed, run_trial
 
     with warnings.catch_warnings():  # Optuna's notes on storage options, not ours to act on
         warnings.simplefilter("ignore")
-        plan = run_study.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
-                               trials=1, max_iter=max_iter, runs_dir=Path(runs_dir),
-                               runtime=runtime)
+        options = StudyOptions(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:", trials=1,
+                               max_iter=max_iter, runs_dir=Path(runs_dir), runtime=runtime)
+        plan = run_study.prepare(options)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     trial = study.ask()

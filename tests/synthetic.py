@@ -1,7 +1,7 @@
 """Studies built through Optuna without training: real storages, real sampling, made-up Dice.
 
 Every trial is asked from the study, draws its schedule from the real search space, stores the
-user attributes :mod:`lrsearch.trial` stores (same names and shapes), reports a validation Dice
+user attributes :mod:`lrsearch.run.trial` stores (same names and shapes), reports a validation Dice
 curve at NiftyNet's validation iterations and is pruned by the study's own pruner, so reports,
 ``best``, ``export`` and the dashboard read what a real study holds. The Dice is a smooth
 function of the schedule (too small or too large a learning rate trains badly) plus noise.
@@ -58,7 +58,7 @@ def _dice(quality: float, fraction: float, rng: random.Random) -> float:
 
 
 def describe(trial: optuna.Trial, setup, max_iter: int, run_dir: Path) -> None:
-    """The user attributes ``lrsearch.trial`` stores when a trial starts."""
+    """The user attributes ``lrsearch.run.trial`` stores when a trial starts."""
     schedule = setup.schedule
     application = "lrsearch.engines.child.application.ScheduledSegmentationApplication"
     command = (f"/usr/bin/python3 -m lrsearch.engines.child.main train -a {application} "

@@ -1,4 +1,4 @@
-"""lrsearch.config against real INI files, real NIfTI files and NiftyNet's own parser."""
+"""lrsearch.nifty.config against real INI files, real NIfTI files and NiftyNet's own parser."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from lrsearch.nifty import config as nifty_config
 from lrsearch.nifty import dataset
 from lrsearch.paths import DEFAULT_SPACE, DEMO_TISSUE_CONFIG, DEMO_TISSUE_DATA_DIR, DEMOS
 from lrsearch.run import study
+from lrsearch.run.plan import StudyOptions
 
 REPO = DEMO_TISSUE_CONFIG.parents[2]
 SHAPE = (24, 24, 24)
@@ -130,8 +131,9 @@ def test_tissue_config_passes_the_up_front_checks(demo_cwd, tmp_path, monkeypatc
     monkeypatch.chdir(directory)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = study.prepare(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:",
-                               trials=1, runs_dir=tmp_path / "runs", runtime="tf2")
+        options = StudyOptions(config, DEFAULT_SPACE, storage_url="sqlite:///:memory:", trials=1,
+                               runs_dir=tmp_path / "runs", runtime="tf2")
+        plan = study.prepare(options)
     cfg = plan.context.config
     assert cfg.num_classes == len(TISSUE_CLASSES) == 4
     assert cfg.label_sections == ("tissue",)

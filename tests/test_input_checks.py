@@ -25,6 +25,7 @@ from lrsearch.errors import ConfigError, DataError
 from lrsearch.nifty import config as nifty_config
 from lrsearch.nifty import dataset, images, windows
 from lrsearch.run import study as run_study
+from lrsearch.run.plan import StudyOptions
 from tests.test_config import _damage_keeping_size_and_mtime, demo_config, demo_files
 from tests.tiny import TINY_SPACE, tiny_config
 
@@ -93,7 +94,7 @@ GEOMETRY_CASES = [((), ("R", "A", "S")), ((1.0, 1.0, 1.0), ("R", "A", "S")),
 
 NIFTYNET_READER = r"""
 import json, sys
-from lrsearch.engines import tf2compat
+from lrsearch.engines.child import tf2compat
 tf2compat.install()
 from niftynet.io.image_type import ImageFactory
 out = []
@@ -225,10 +226,12 @@ def test_prepare_checks_the_inference_window_on_the_validation_subjects(tmp_path
     config.write_text(config.read_text().replace(
         "[SYSTEM]\n", f"[SYSTEM]\ndataset_split_file = {split}\n"))
     split.write_text("IXI000_,validation\nIXI001_,training\n")
-    run_study.prepare(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
+    options = StudyOptions(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
+    run_study.prepare(options)
     split.write_text("IXI000_,training\nIXI001_,validation\n")
     with pytest.raises(DataError, match=r"subject 'IXI001_'.*20 is not"):
-        run_study.prepare(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
+        options = StudyOptions(config, TINY_SPACE, storage_url=storage, trials=1, runtime="tf2")
+        run_study.prepare(options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +333,7 @@ def test_cache_written_before_label_values_is_still_read(tmp_path, monkeypatch):
 
 NIFTYNET_PARSER = r"""
 import contextlib, io, sys
-from lrsearch.engines import tf2compat
+from lrsearch.engines.child import tf2compat
 tf2compat.install()
 from niftynet.utilities import user_parameters_parser as upp
 sys.argv = ["net_segment", "train", "-c", sys.argv[1]]

@@ -1,7 +1,7 @@
 """A trial's dashboard page while it trains: two SVG artifacts rewritten in place and a note.
 
 Real SQLite studies and Optuna's file-system artifact store; the trials are asked from the
-study and described as lrsearch.trial describes them. The browser view is in test_browser.py,
+study and described as lrsearch.run.trial describes them. The browser view is in test_browser.py,
 and a real NiftyNet trial writing them in test_live_niftynet.py.
 """
 
@@ -40,7 +40,7 @@ class Clock:
 
 @pytest.fixture
 def running(tmp_path):
-    """A study with one asked trial, described like lrsearch.trial describes it."""
+    """A study with one asked trial, described like lrsearch.run.trial describes it."""
     study = make_study(f"sqlite:///{tmp_path / 'study.db'}", "live", max_iter=MAX_ITER)
     study.enqueue_trial({"family": "cosine", "warmup.enabled": True})
     trial = study.ask()

@@ -46,7 +46,7 @@ def test_worker_processes_reach_exactly_n_trials_on_mysql(mariadb, tmp_path):
 def test_study_lock_excludes_other_processes_on_mysql(mariadb, tmp_path):
     """GET_LOCK held by one process keeps another one waiting until it is released."""
     holder = tmp_path / "held"
-    script = ("import sys, time; from lrsearch.storage import study_lock\n"
+    script = ("import sys, time; from lrsearch.run.storage import study_lock\n"
               "with study_lock(sys.argv[1], 'locked'):\n"
               "    open(sys.argv[2], 'w').close(); time.sleep(3)\n")
     proc = subprocess.Popen([sys.executable, "-c", script, mariadb.url, str(holder)])

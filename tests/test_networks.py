@@ -160,7 +160,7 @@ _INSTANCE_NORM = """
 import json, sys
 import numpy as np
 if sys.version_info >= (3, 8):  # the TF 2 runtime: NiftyNet's view of TensorFlow
-    from lrsearch.engines import tf2compat
+    from lrsearch.engines.child import tf2compat
     tf2compat.install()
 import tensorflow as tf
 x = np.random.RandomState(0).normal(3.0, 2.0, (2, 4, 5, 3)).astype(np.float32)

@@ -9,6 +9,7 @@ import pytest
 
 from lrsearch.errors import ConfigError, SpaceError
 from lrsearch.run import study as run_study
+from lrsearch.run.plan import StudyOptions
 from lrsearch.search.objectives import dice_auc, parse_objective
 from lrsearch.search.space import parse_space
 from tests.tiny import TINY_SPACE, tiny_config
@@ -74,8 +75,9 @@ def test_a_study_keeps_its_objective(tmp_path):
     storage = f"sqlite:///{tmp_path / 'o.db'}"
 
     def plan(objective):
-        return run_study.prepare(config, TINY_SPACE, study_name="o", storage_url=storage,
-                               trials=1, objective=objective)
+        options = StudyOptions(config, TINY_SPACE, study_name="o", storage_url=storage, trials=1,
+                               objective=objective)
+        return run_study.prepare(options)
 
     study = run_study.load_or_create(plan("dice_auc"))
     assert study.user_attrs["objective"] == "dice_auc"

@@ -19,6 +19,7 @@ from lrsearch.nifty.contract import checkpoint_iteration
 from lrsearch.run import owners, workers
 from lrsearch.run import plan as run_plan
 from lrsearch.run import study as run_study
+from lrsearch.run.plan import StudyOptions
 from lrsearch.run.storage import fingerprint
 from lrsearch.run.trial import find_resume, write_trial_files
 from lrsearch.search.schedules import Constant
@@ -83,8 +84,9 @@ def test_another_storage_is_refused_the_folder_and_a_recreated_study_takes_it_ov
 
 
 def _plan(tmp_path: Path, url: str, **kwargs) -> run_plan.StudyPlan:
-    return run_study.prepare(tiny_config(tmp_path), TINY_SPACE, study_name="s", storage_url=url,
+    options = StudyOptions(tiny_config(tmp_path), TINY_SPACE, study_name="s", storage_url=url,
                            trials=1, max_iter=MAX_ITER, runtime="tf2", **kwargs)
+    return run_study.prepare(options)
 
 
 def _opened(plan: run_plan.StudyPlan) -> tuple[optuna.Study, run_plan.StudyPlan]:
@@ -158,8 +160,9 @@ def test_a_recreated_study_of_the_same_storage_may_take_over_another_may_not(tmp
     with pytest.raises(owners.FolderTaken, match=r"belongs to study 's' in sqlite:.*this is "
                                                  r"study 't' in .*: give --runs-dir another "
                                                  r"folder$"):
-        run_study.prepare(tiny_config(tmp_path), TINY_SPACE, study_name="t", storage_url=url,
-                        trials=1, runs_dir=runs, runtime="tf2")
+        options = StudyOptions(tiny_config(tmp_path), TINY_SPACE, study_name="t", storage_url=url,
+                               trials=1, runs_dir=runs, runtime="tf2")
+        run_study.prepare(options)
     assert _studies(url) == ["s"]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from lrsearch.commands.options import add_storage_argument, add_study_argument, storage_url
+
 NAME = "best"
 HELP = "show the best trial: schedule, Dice, model"
 DESCRIPTION = ("Show the best complete trial of a study: its schedule, its Dice and where its "
@@ -12,9 +14,8 @@ DESCRIPTION = ("Show the best complete trial of a study: its schedule, its Dice 
 
 
 def configure(parser) -> None:
-    parser.add_argument("--study", help="study name (optional when the storage holds one)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    add_study_argument(parser)
+    add_storage_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -32,10 +33,9 @@ def run(args) -> int:
     import json
 
     from lrsearch.monitor.records import study_info, trial_summary
-    from lrsearch.run.storage import DEFAULT_STORAGE
     from lrsearch.run.studies import ResultError, load_study
 
-    study = load_study(args.storage or DEFAULT_STORAGE, args.study)
+    study = load_study(storage_url(args), args.study)
     info = study_info(study)
     best = info.best(1)
     if not best:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrsearch.commands.options import add_storage_argument, storage_url
+
 NAME = "dashboard"
 HELP = "watch studies in optuna-dashboard (127.0.0.1)"
 DESCRIPTION = (
@@ -15,8 +17,7 @@ DESCRIPTION = (
 
 
 def configure(parser) -> None:
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    add_storage_argument(parser)
     parser.add_argument("--port", type=int, default=8080,
                         help="port on 127.0.0.1 (default: 8080; 0 picks a free one)")
     parser.add_argument("--artifact-dir", type=Path, default=None,
@@ -26,10 +27,9 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from lrsearch.results.dashboard import start
-    from lrsearch.run.storage import DEFAULT_STORAGE
     from lrsearch.urls import redact
 
-    url = args.storage or DEFAULT_STORAGE
+    url = storage_url(args)
     dashboard = start(url, args.port, args.artifact_dir, quiet=args.verbose < 1)
     if args.verbose < 1:
         import warnings

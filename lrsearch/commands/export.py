@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrsearch.commands.options import add_storage_argument, add_study_argument, storage_url
+
 NAME = "export"
 HELP = "write a NiftyNet config (and command) that trains with a trial's schedule"
 DESCRIPTION = (
@@ -22,17 +24,15 @@ def configure(parser) -> None:
     parser.add_argument("--max-iter", type=int, default=None,
                         help="train this many iterations; the schedule is rebuilt from the "
                              "trial's parameters for the longer (or shorter) run")
-    parser.add_argument("--study", help="study name (optional when the storage holds one)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    add_study_argument(parser)
+    add_storage_argument(parser)
 
 
 def run(args) -> int:
     from lrsearch.results.export import export_trial
-    from lrsearch.run.storage import DEFAULT_STORAGE
     from lrsearch.run.studies import ResultError, load_study
 
-    study = load_study(args.storage or DEFAULT_STORAGE, args.study)
+    study = load_study(storage_url(args), args.study)
     number = args.trial
     if number is None:
         try:

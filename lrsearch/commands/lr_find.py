@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrsearch.commands import add_config_arguments
-from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
+from lrsearch.commands.options import add_config_arguments, add_runtime_arguments, build_reporter
 
 NAME = "lr-find"
 HELP = "LR range test: bound the useful learning rates with one short run"

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrsearch.commands import add_config_arguments
-from lrsearch.commands.runtime import add_runtime_arguments, build_reporter
+from lrsearch.commands.options import (
+    add_config_arguments,
+    add_runtime_arguments,
+    add_storage_argument,
+    add_study_argument,
+    build_reporter,
+    storage_url,
+)
 from lrsearch.paths import DEFAULT_SPACE, DEMO_DATA_DIR, DEMO_TISSUE_DATA_DIR
 
 NAME = "optimize"
@@ -22,10 +28,8 @@ def configure(parser) -> None:
     parser.add_argument("--trials", type=int, default=50,
                         help="finished trials the study should hold; re-running continues up "
                              "to this total (default: 50)")
-    parser.add_argument("--study", help="study name (default: the config file's name)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///lrsearch.db in the working "
-                             "directory)")
+    add_study_argument(parser, "default: the config file's name")
+    add_storage_argument(parser)
     parser.add_argument("--space", type=Path, default=None,
                         help="search space TOML (default: studies/default.toml, every family)")
     parser.add_argument("--timeout", type=float, default=None,
@@ -63,25 +67,16 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    import dataclasses
-
-    from lrsearch.errors import LRSearchError
+    from lrsearch.demo import config_or_demo
     from lrsearch.monitor.progress import Progress
     from lrsearch.run import plan as run_plan
     from lrsearch.run import study as run_study
-    from lrsearch.run.storage import DEFAULT_STORAGE
 
-    if args.max_failures is not None and args.max_failures < 0:
-        raise LRSearchError(f"--max-failures must be 0 (never stop) or more, but got "
-                            f"{args.max_failures}")
-    from lrsearch.demo import config_or_demo
-
-    config = config_or_demo(args.config, args.demo)
-    plan = run_study.prepare(
-        config,
-        args.space or DEFAULT_SPACE,
+    options = run_plan.StudyOptions(
+        config=config_or_demo(args.config, args.demo),
+        space=args.space or DEFAULT_SPACE,
         study_name=args.study,
-        storage_url=args.storage or DEFAULT_STORAGE,
+        storage_url=storage_url(args),
         trials=args.trials,
         timeout=args.timeout,
         seed=args.seed,
@@ -89,15 +84,14 @@ def run(args) -> int:
         runs_dir=args.runs_dir,
         runtime=args.runtime,
         python=args.python,
-        report=build_reporter(args),
         slots=run_plan.make_slots(args.jobs, args.gpus),
         objective=args.objective,
         lr_bounds=args.lr_bounds,
         checkpoint_store=args.checkpoint_store,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
+        **({"max_failures": args.max_failures} if args.max_failures is not None else {}),
     )
-    if args.max_failures is not None:
-        plan = dataclasses.replace(plan, max_failures=args.max_failures)
+    plan = run_study.prepare(options, build_reporter(args))
     progress = Progress(plan.trials, args.verbosity)
     try:
         result = run_study.optimize(plan, progress)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lrsearch.commands.options import add_storage_argument, add_study_argument, storage_url
+
 NAME = "report"
 HELP = "write a study's results as one HTML file"
 DESCRIPTION = (
@@ -14,9 +16,8 @@ DESCRIPTION = (
 
 
 def configure(parser) -> None:
-    parser.add_argument("--study", help="study name (optional when the storage holds one)")
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    add_study_argument(parser)
+    add_storage_argument(parser)
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                         help="HTML file to write (default: report.html)")
     parser.add_argument("--top", type=int, default=10,
@@ -28,13 +29,12 @@ def run(args) -> int:
 
     from lrsearch.errors import LRSearchError
     from lrsearch.results.report import write_html
-    from lrsearch.run.storage import DEFAULT_STORAGE
     from lrsearch.run.studies import load_study
 
     if args.top < 1:
         raise LRSearchError(f"--top must be at least 1, but got {args.top}")
     started = time.monotonic()
-    study = load_study(args.storage or DEFAULT_STORAGE, args.study)
+    study = load_study(storage_url(args), args.study)
     info = write_html(study, args.output, args.top)
     if not args.quiet:
         best = info.best(1)

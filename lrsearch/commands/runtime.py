@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
+from lrsearch.commands.options import build_reporter, python_argument
 from lrsearch.search.space import RUNTIMES
 
 NAME = "runtime"
@@ -14,32 +12,6 @@ DESCRIPTION = (
     "0.6.0 on TensorFlow 1.15.5 in a Python 3.7 environment lrsearch builds on first use (in "
     "$XDG_CACHE_HOME/lrsearch/runtimes, ~/.cache without it)."
 )
-
-
-PYTHON_ENV = "LRSEARCH_TF1_PYTHON"  # default of --python (set in the TF 1 container image)
-
-
-def _python_argument(parser, help_text: str) -> None:
-    parser.add_argument("--python", metavar="PATH", default=os.environ.get(PYTHON_ENV) or None,
-                        help=f"{help_text} (default: ${PYTHON_ENV}, else python3.7 on PATH, "
-                             "else pyenv's)")
-
-
-def add_runtime_arguments(parser, default_text: str) -> None:
-    """``--runtime`` and ``--python``, shared with ``lrsearch optimize``."""
-    parser.add_argument("--runtime", choices=RUNTIMES, default=None,
-                        help=f"where NiftyNet trains (default: {default_text}); tf1 is stock "
-                             "NiftyNet on TensorFlow 1.15 under Python 3.7")
-    _python_argument(parser, "for tf1: the Python 3.7 to build its environment from, or an "
-                             "interpreter that already has TensorFlow 1.15 and NiftyNet 0.6.0 "
-                             "(used as it is)")
-
-
-def build_reporter(args):
-    """Where a first-use environment build reports its progress: stderr, unless -q."""
-    if args.quiet:
-        return None
-    return lambda text: print(f"lrsearch: {text}", file=sys.stderr, flush=True)
 
 
 def configure(parser) -> None:
@@ -52,7 +24,7 @@ def configure(parser) -> None:
                     "1 when any checked runtime is not ready. Builds nothing.")
     check.add_argument("--runtime", choices=RUNTIMES, action="append", default=None,
                        help="check only this runtime (repeatable; default: all)")
-    _python_argument(check, "for tf1: as for `lrsearch optimize --python`")
+    python_argument(check, "for tf1: as for `lrsearch optimize --python`")
     check.add_argument("--no-train", action="store_true",
                        help="skip the 1-iteration training")
     setup = actions.add_parser(
@@ -61,7 +33,7 @@ def configure(parser) -> None:
                     "TensorFlow 1.15.5, protobuf 3.20.3) if it is missing or broken, so that "
                     "the first study does not wait for it. tf2 needs nothing.")
     setup.add_argument("name", choices=RUNTIMES, metavar="RUNTIME", help="tf1 (or tf2)")
-    _python_argument(setup, "the Python 3.7 to build from")
+    python_argument(setup, "the Python 3.7 to build from")
     setup.add_argument("--rebuild", action="store_true",
                        help="build it again even when it looks fine")
 

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+from lrsearch.commands.options import add_storage_argument, storage_url
+
 NAME = "status"
 HELP = "list studies and their trial counts by state"
 DESCRIPTION = "List the studies of an Optuna storage with their trials by state and best Dice."
 
 
 def configure(parser) -> None:
-    parser.add_argument("--storage", default=None,
-                        help="Optuna storage URL (default: sqlite:///lrsearch.db)")
+    add_storage_argument(parser)
 
 
 def run(args) -> int:
     from lrsearch.monitor.records import STATES
-    from lrsearch.run.storage import DEFAULT_STORAGE
     from lrsearch.run.studies import open_existing_storage, storage_status
     from lrsearch.urls import redact
 
-    url = args.storage or DEFAULT_STORAGE
+    url = storage_url(args)
     statuses = storage_status(open_existing_storage(url))
     print(f"{redact(url)}: {len(statuses)} {'study' if len(statuses) == 1 else 'studies'}")
     if not statuses:

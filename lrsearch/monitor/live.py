@@ -4,7 +4,7 @@ optuna-dashboard 0.21 shows, for each trial, its note (Markdown, ``optuna_dashbo
 and its artifacts (``optuna.artifacts.upload_artifact``; images are drawn inline). A
 :class:`LiveTrial` gives every trial two image artifacts, ``lr_schedule.svg`` (planned
 schedule, the rate NiftyNet used, where the trial is) and ``validation_dice.svg``, drawn from
-the plotly figures of :mod:`lrsearch.report`, and a note: the schedule in words, the state
+the plotly figures of :mod:`lrsearch.monitor.figures`, and a note: the schedule in words, the state
 (pruned and failed trials say why), both figures at full width and the command that reproduces
 the run.
 

@@ -92,7 +92,7 @@ def _number(value: Any) -> float | None:
 
 
 def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
-    """Plain data of one trial from what :mod:`lrsearch.trial` stored with it."""
+    """Plain data of one trial from what :mod:`lrsearch.run.trial` stored with it."""
     attrs = trial.user_attrs
     dice = tuple(sorted((int(step), float(value))
                         for step, value in trial.intermediate_values.items()))

@@ -3,7 +3,7 @@
 optuna-dashboard 0.21 shows a trial's artifacts as images (``<img>``), not as plotly figures,
 and plotly's own static export (kaleido) drives a headless Chrome: seconds of CPU per image,
 and a browser on every training machine, while NiftyNet trains next to it. The per-trial
-figures (:func:`lrsearch.report.lr_figure`, :func:`lrsearch.report.dice_figure`) are simple:
+figures (``lr_figure``, ``dice_figure`` in :mod:`lrsearch.monitor.figures`) are simple:
 scatter traces as lines and markers on a linear x axis and a linear or log y axis. This module
 draws exactly that subset, in microseconds and with the standard library, from the same
 ``plotly.graph_objects.Figure``; anything else raises ``ValueError``.

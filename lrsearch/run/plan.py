@@ -1,21 +1,46 @@
-"""A validated study plan and the slots trials run in.
-"""
+"""What a study is asked to do (:class:`StudyOptions`), the validated plan a worker follows
+(:class:`StudyPlan`), and the slots trials run in."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import LRSearchError
-from lrsearch.run.storage import (
-    HEARTBEAT_SECONDS,
-)
+from lrsearch.paths import DEFAULT_SPACE
+from lrsearch.run.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS
 from lrsearch.run.trial import TrialContext
 from lrsearch.search.space import SearchSpace
 
 # Trials failing the same way in a row mean the config or the machine is wrong, not the
 # schedule: stop after this many (Ray Tune's FailureConfig(max_failures) plays this part).
 MAX_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """What a user asks of a study (``lrsearch optimize``'s options), before any check:
+    :func:`lrsearch.run.study.prepare` turns it into a :class:`StudyPlan` or refuses it."""
+
+    config: Path  # the NiftyNet INI
+    space: Path = DEFAULT_SPACE  # the search space TOML
+    study_name: str | None = None  # default: the config file's name
+    storage_url: str = DEFAULT_STORAGE
+    trials: int = 50  # finished trials the study should hold
+    timeout: float | None = None  # stop starting trials after this many seconds
+    seed: int | None = None  # the sampler's
+    max_iter: int | None = None  # per trial (default: the space's, else the config's)
+    runs_dir: Path | None = None  # default: <model_dir>/<study>
+    runtime: str | Runtime | None = None  # a name (default: the space's) or a Runtime
+    python: str | None = None  # the tf1 runtime's interpreter
+    slots: tuple[Slot, ...] = ()  # where trials run at once (default: make_slots())
+    heartbeat: float = HEARTBEAT_SECONDS
+    objective: str | None = None  # default: the space's
+    lr_bounds: str | None = None  # "auto": base_lr within an LR range test's bounds
+    checkpoint_store: Path | None = None  # an artifact store every node reaches
+    max_failures: int = MAX_FAILURES  # stop after this many trials failed the same way
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,9 @@ from lrsearch.monitor.progress import Progress
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
 from lrsearch.run import checkpoints, owners, range_test
-from lrsearch.run.plan import Slot, StudyPlan, make_slots
+from lrsearch.run.plan import StudyOptions, StudyPlan, make_slots
 from lrsearch.run.range_test import STUDY_ATTR, run_range_test
 from lrsearch.run.storage import (
-    HEARTBEAT_SECONDS,
     fingerprint,
     open_storage,
     study_lock,
@@ -46,50 +45,34 @@ VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
-def prepare(
-    config_path: Path,
-    space_path: Path,
-    *,
-    study_name: str | None = None,
-    storage_url: str,
-    trials: int,
-    timeout: float | None = None,
-    seed: int | None = None,
-    max_iter: int | None = None,
-    runs_dir: Path | None = None,
-    runtime: str | Runtime | None = None,
-    python: str | None = None,
-    report: Callable[[str], None] | None = None,
-    slots: tuple[Slot, ...] = (),
-    heartbeat: float = HEARTBEAT_SECONDS,
-    objective: str | None = None,
-    lr_bounds: str | None = None,
-    checkpoint_store: Path | None = None,
-) -> StudyPlan:
+def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) -> StudyPlan:
     """Reads and checks everything a study needs. Raises :class:`LRSearchError` subclasses.
 
-    ``runtime`` (a name, default: the space's; or a :class:`Runtime`) and ``python`` choose
-    where trials train (see :func:`lrsearch.engines.get_runtime`; ``report`` hears about a
-    first-use build).
+    Writes nothing to the study. ``report`` hears warnings and a first-use runtime build.
     """
-    if trials < 1:
-        raise LRSearchError(f"--trials must be at least 1, but got {trials}")
-    space = load_space(space_path)
+    o = options
+    if o.trials < 1:
+        raise LRSearchError(f"--trials must be at least 1, but got {o.trials}")
+    if o.max_failures < 0:
+        raise LRSearchError(f"--max-failures must be 0 (never stop) or more, but got "
+                            f"{o.max_failures}")
+    config_path = o.config
+    space = load_space(o.space)
     try:  # --objective wins over the space's
-        objective_name = parse_objective(objective or space.objective).name
+        objective_name = parse_objective(o.objective or space.objective).name
     except ValueError as error:
         raise ConfigError(f"--objective: {error}") from None
-    if lr_bounds not in (None, "auto"):
-        raise ConfigError(f"--lr-bounds takes 'auto', but got {lr_bounds!r}")
+    if o.lr_bounds not in (None, "auto"):
+        raise ConfigError(f"--lr-bounds takes 'auto', but got {o.lr_bounds!r}")
     cfg = config.load_config(config_path)
     for warning in cfg.warnings if report else ():
         report(f"warning: {warning}")
     windows.check_training(cfg)
     dataset = nifty_dataset.scan_data(cfg, report=report)
-    name = study_name or Path(config_path).stem
-    runs = Path(runs_dir) if runs_dir else cfg.model_dir / name
+    name = o.study_name or Path(config_path).stem
+    runs = Path(o.runs_dir) if o.runs_dir else cfg.model_dir / name
     config.check_model_dir(runs)
-    iterations = max_iter or space.max_iter or cfg.max_iter
+    iterations = o.max_iter or space.max_iter or cfg.max_iter
     if iterations < 1:
         raise ConfigError(f"{config_path}: [TRAINING] max_iter must be at least 1, "
                           f"but got {iterations}")
@@ -97,21 +80,21 @@ def prepare(
         raise ConfigError(
             f"{config_path}: [TRAINING] validation_every_n is {cfg.validation_every_n}; "
             f"lrsearch prunes on validation Dice, set it between 1 and max_iter ({iterations})")
+    runtime = o.runtime
     if not isinstance(runtime, Runtime):
-        runtime = get_runtime(runtime or space.runtime, python, report)
+        runtime = get_runtime(runtime or space.runtime, o.python, report)
     check_gpu_request(cfg, runtime)  # a GPU config must not silently train on the CPU
-    storage = open_storage(storage_url)  # fail now, before anything is written
+    storage = open_storage(o.storage_url)  # fail now, before anything is written
     # another study's runs folder is refused before its split is read or anything written
-    owners.check_runs_dir(runs, _owner(storage, storage_url, name), storage,
-                          fix=_runs_dir_fix(runs_dir))
+    owners.check_runs_dir(runs, _owner(storage, o.storage_url, name), storage,
+                          fix=_runs_dir_fix(o.runs_dir))
     split_file, phases, write = _study_split(cfg, dataset, runs)
     validation = tuple(s for s in dataset.subjects if phases.get(s) == "validation")
     nifty_dataset.check_labels(
         cfg, dataset, [s for s in dataset.subjects if phases.get(s) == "training"])
     nifty_dataset.check_inference_window(cfg, dataset, validation)
     if write:
-        split.write_split(split_file, dataset.subjects, VALIDATION_FRACTION,
-                                    SPLIT_SEED)
+        split.write_split(split_file, dataset.subjects, VALIDATION_FRACTION, SPLIT_SEED)
     context = TrialContext(
         config=cfg,
         dataset=dataset,
@@ -121,10 +104,10 @@ def prepare(
         max_iter=iterations,
         runtime=runtime,
         objective=objective_name,
-        checkpoint_store=_checkpoint_store(checkpoint_store),
+        checkpoint_store=_checkpoint_store(o.checkpoint_store),
     )
-    return StudyPlan(name, storage_url, space, context, trials, timeout, seed,
-                     slots or make_slots(), heartbeat, lr_bounds)
+    return StudyPlan(name, o.storage_url, space, context, o.trials, o.timeout, o.seed,
+                     o.slots or make_slots(), o.heartbeat, o.lr_bounds, o.max_failures)
 
 
 def _owner(storage, storage_url: str, name: str) -> owners.Owner:
@@ -199,7 +182,7 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
                            plan.space.pruner_warmup_fraction, plan.space.pruner,
                            plan.space.pruner_reduction_factor),
-        direction=DIRECTION,  # every objective is maximised (lrsearch.objectives)
+        direction=DIRECTION,  # every objective is maximised (lrsearch.search.objectives)
         load_if_exists=True,
     )
     attrs = study.user_attrs

@@ -79,8 +79,8 @@ class TrialContext:
     runs_dir: Path
     max_iter: int
     runtime: Runtime
-    objective: str = "final_dice"  # see lrsearch.objectives
-    checkpoint_store: Path | None = None  # artifact store for checkpoints (lrsearch.checkpoints)
+    objective: str = "final_dice"  # see lrsearch.search.objectives
+    checkpoint_store: Path | None = None  # artifact store for checkpoints (run/checkpoints.py)
     owner: owners.Owner | None = None  # the study, recorded in each trial folder it writes
 
     def trial_dir(self, number: int) -> Path:

@@ -204,8 +204,8 @@ class SearchSpace:
     max_iter: int | None = None  # iterations per trial; None: the NiftyNet config's max_iter
     runtime: str = "tf2"
     objective: str = "final_dice"
-    # Pruning (see lrsearch.study.make_pruner): which rule, the share of a trial's iterations
-    # during which it is never pruned (asha: its first rung), complete trials before any
+    # Pruning (see lrsearch.search.strategy.make_pruner): which rule, the share of a trial's
+    # iterations during which it is never pruned (asha: its first rung), complete trials before any
     # pruning (median), the share of trials kept at each rung (asha: 1 / reduction_factor).
     pruner: str = "asha"
     pruner_startup_trials: int = 5
