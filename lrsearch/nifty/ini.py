@@ -18,7 +18,6 @@ from lrsearch.errors import ConfigError
 
 _TRUE = frozenset({"yes", "true", "t", "y", "1"})  # user_parameters_helper.str2boolean
 
-
 _FALSE = frozenset({"no", "false", "f", "n", "0"})
 
 
@@ -26,12 +25,10 @@ _FALSE = frozenset({"no", "false", "f", "n", "0"})
 # either all numbers or all "literals" ([-_a-zA-Z0-9 \:.]); an empty list is allowed.
 _NUM = r"\s*(?:[-+]?\d*\.\d+|[-+]?\d+)\s*"
 
-
 _LIT = r"\s*[-_a-zA-Z0-9 \\:.]+\s*"
 
 
 _LIST = rf"(?:(?:{_NUM},)*{_NUM}|(?:{_LIT},)*{_LIT})"
-
 
 _ARRAY = re.compile(rf"\(({_LIST})?\)|\{{({_LIST})?\}}|({_LIST})?")
 
@@ -182,60 +179,49 @@ _NETWORKS = (  # engine/application_factory.py SUPPORTED_NETWORK
     "resnet", "se_resnet", "vae", "simulator_gan", "simple_gan",
 )
 
-
 _OPTIMISERS = (  # engine/application_factory.py SUPPORTED_OPTIMIZERS
     "adam", "gradientdescent", "momentum", "nesterov", "adagrad", "rmsprop",
 )
-
 
 _LOSSES = (  # engine/application_factory.py SUPPORTED_LOSS_SEGMENTATION
     "CrossEntropy", "CrossEntropy_Dense", "Dice", "Dice_NS", "Dice_Dense", "Dice_Dense_NS",
     "Tversky", "GDSC", "DicePlusXEnt", "WGDL", "SensSpec", "VolEnforcement",
 )
 
-
 _INITIALISERS = (  # engine/application_factory.py SUPPORTED_INITIALIZATIONS
     "constant", "zeros", "ones", "uniform_scaling", "orthogonal", "variance_scaling",
     "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
 )
-
 
 _ACTIVATIONS = (  # layer/activation.py SUPPORTED_OP
     "relu", "relu6", "elu", "softplus", "softsign", "sigmoid", "tanh", "prelu", "selu",
     "leakyrelu", "dropout",
 )
 
-
 _PAD_MODES = (  # numpy.pad modes (NETWORK volume_padding_mode goes straight to np.pad)
     "constant", "edge", "linear_ramp", "maximum", "mean", "median", "minimum", "reflect",
     "symmetric", "wrap", "empty",
 )
-
 
 _PHASES = ("training", "validation", "inference", "all")  # engine/signal.py
 
 
 _LOADERS = ("nibabel", "opencv", "skimage", "pillow", "simpleitk", "dummy")  # io/image_loader
 
-
 # SegmentationApplication.SUPPORTED_SAMPLING; argparse also lists 'patch', which segmentation
 # has no sampler for (KeyError at start-up).
 _SAMPLINGS = ("uniform", "weighted", "resize", "balanced")
 
-
 INPUT = "INPUT"
 """SCHEMA key for the keys of every input section (the sections SEGMENTATION refers to)."""
 
-
 INPUT_REFERENCES = ("image", "label", "weight", "sampler", "inferred", "value")
 """SEGMENTATION keys that name input sections (segmentation_application.SUPPORTED_INPUT)."""
-
 
 _TRAINING_INPUTS = ("image", "label", "weight", "sampler")  # readers of the train action
 
 
 FIXED_SECTIONS = ("SYSTEM", "NETWORK", "TRAINING", "INFERENCE", "EVALUATION", "SEGMENTATION")
-
 
 # Keys of NiftyNet's other applications (user_parameters_custom.py: REGRESSION, GAN,
 # AUTOENCODER, REGISTRATION, CLASSIFICATION sections). NiftyNet's key check takes the union of
@@ -244,7 +230,6 @@ _OTHER_APPLICATION_KEYS = frozenset({
     "error_map", "inference_type", "loss_border", "n_interpolations", "noise_size",
     "noise_stddev",
 })
-
 
 SCHEMA: dict[str, dict[str, KeySpec]] = {
     "SYSTEM": {

@@ -19,18 +19,15 @@ from lrsearch.urls import redact
 
 DEFAULT_STORAGE = "sqlite:///lrsearch.db"
 
-
 HEARTBEAT_SECONDS = 30  # a running trial's liveness beat
 
 
 GRACE_FACTOR = 3  # a trial silent for GRACE_FACTOR beats is failed and retried
 
-
 RECONNECT_BACKOFF = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 60, 60, 60)  # ≈ 7 minutes in all
 
 
 logger = logging.getLogger("lrsearch")
-
 
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 

@@ -38,7 +38,6 @@ from lrsearch.urls import redact
 
 logger = logging.getLogger("lrsearch")
 
-
 VALIDATION_FRACTION = 0.2
 
 

@@ -18,24 +18,20 @@ if TYPE_CHECKING:
 # Adam's useful rates lie well inside [1e-7, 1]; 100 iterations give ~14 per decade.
 MIN_LR = 1e-7
 
-
 MAX_LR = 1.0
 
 
 ITERATIONS = 100
-
 
 SMOOTHING = 0.98
 
 
 DIVERGENCE = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
 
-
 GIVE_BACK = 0.5  # ... or rises back by this share of its fall from the peak before it
 
 
 MIN_FALL = 0.25  # ... a fall of at least this share of that peak (not noise on the plateau)
-
 
 LOSS_NAMES = ("total_loss", "loss")
 
