@@ -47,6 +47,7 @@ import optuna
 
 from lrsearch.demo import ensure_demo_data
 from lrsearch.monitor.progress import QUIET, Progress
+from lrsearch.monitor.records import StudyAttr
 from lrsearch.nifty.config import load_config
 from lrsearch.nifty.contract import inference_args
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
@@ -202,13 +203,13 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
                                "polynomial.power": 0.9, "polynomial.end_ratio": 0.0})
     plan = _plan(work, f"e-lrfind-{seed}", space, 1, max_iter, seed)
     ctx = plan.context
-    stored = run_study.load_or_create(plan).user_attrs.get(run_range_test.STUDY_ATTR)
+    stored = run_study.load_or_create(plan).user_attrs.get(StudyAttr.LR_FIND)
     if stored:  # --work: (e) ran with this range test
         found = search_range_test.RangeTest.from_dict(stored)
     else:
         found = run_range_test.run_range_test(ctx.config, ctx.runs_dir / "lr-find", ctx.split_file,
                                       ctx.runtime, iterations=lr_find_iters)
-        run_study.load_or_create(plan).set_user_attr(run_range_test.STUDY_ATTR, found.to_dict())
+        run_study.load_or_create(plan).set_user_attr(StudyAttr.LR_FIND, found.to_dict())
     one_cycle_params = {"family": "one_cycle", "one_cycle.pct_start": 0.3,
                         "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
                         "one_cycle.final_div_factor": 1e4, "one_cycle.three_phase": False}

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from lrsearch.demo import write_demo_data
 from lrsearch.engines.runtime import Runtime
+from lrsearch.monitor.records import TrialAttr
 from lrsearch.nifty import config as nifty_config
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
 from lrsearch.search.schedules import Constant
@@ -80,7 +81,7 @@ def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 
     """Trains one constant-LR trial of ``config`` on ``runtime``; the finished trial.
 
     Its state is COMPLETE (value: whole-volume Dice), PRUNED (diverged) or FAIL, with the
-    reason in ``user_attrs["stop_reason"]``.
+    reason in its ``TrialAttr.STOP_REASON`` user attribute.
     """
     import warnings
 
@@ -102,7 +103,7 @@ def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except TrialFailed as failed:
-        trial.set_user_attr("stop_reason", str(failed))
+        trial.set_user_attr(TrialAttr.STOP_REASON, str(failed))
         study.tell(trial, state=TrialState.FAIL)
     else:
         study.tell(trial, value)

@@ -36,7 +36,7 @@ def test_each_save_replaces_the_trials_previous_copy_and_restores_anywhere(tmp_p
     for iteration in (5, 10):
         saved_model(models, iteration)
         uploader.saved(iteration)
-    record = trial.user_attrs[checkpoints.ATTR]
+    record = trial.user_attrs["checkpoint_artifact"]
     assert record["iteration"] == 10
     assert [p.name for p in (tmp_path / "store").iterdir()] == [record["artifact_id"]]
 
@@ -52,7 +52,7 @@ def test_each_save_replaces_the_trials_previous_copy_and_restores_anywhere(tmp_p
 
     uploader.discard()  # pruned: the copy goes
     assert list((tmp_path / "store").iterdir()) == []
-    assert trial.user_attrs[checkpoints.ATTR] is None
+    assert trial.user_attrs["checkpoint_artifact"] is None
     assert checkpoints.restore(store, record, tmp_path / "node-c" / "model") is None
 
 

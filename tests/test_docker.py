@@ -18,7 +18,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lrsearch.run import checkpoints
 from lrsearch.selfcheck import Tiny, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +99,7 @@ def test_slurm_task_runs_one_worker_against_the_shared_storage(tmp_path):
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert Path(trial.user_attrs["run_dir"]).is_relative_to(tmp_path / "runs")
     # LRSEARCH_CHECKPOINT_STORE reaches the worker: the finished trial's model is in the store
-    assert Path(study.user_attrs[checkpoints.STUDY_ATTR]) == tmp_path / "store"
-    stored = trial.user_attrs[checkpoints.ATTR]
+    assert Path(study.user_attrs["checkpoint_store"]) == tmp_path / "store"
+    stored = trial.user_attrs["checkpoint_artifact"]
     assert stored["iteration"] == 2
     assert (tmp_path / "store" / stored["artifact_id"]).is_file()

@@ -69,6 +69,7 @@ def configure(parser) -> None:
 def run(args) -> int:
     from lrsearch.demo import config_or_demo
     from lrsearch.monitor.progress import Progress
+    from lrsearch.monitor.records import StudyAttr, TrialAttr
     from lrsearch.run import plan as run_plan
     from lrsearch.run import study as run_study
 
@@ -103,9 +104,9 @@ def run(args) -> int:
         except ValueError:
             print("No trial completed yet.")
         else:
-            objective = result.user_attrs.get("objective", "final_dice")
+            objective = result.user_attrs.get(StudyAttr.OBJECTIVE, "final_dice")
             score = "Dice" if objective == "final_dice" else objective
             print(f"Best trial {best.number}: {score} {best.value:.4f}, "
-                  f"{best.user_attrs.get('schedule_text', best.params)}")
-            print(f"  model: {best.user_attrs.get('run_dir')}")
+                  f"{best.user_attrs.get(TrialAttr.SCHEDULE_TEXT, best.params)}")
+            print(f"  model: {best.user_attrs.get(TrialAttr.RUN_DIR)}")
     return 0

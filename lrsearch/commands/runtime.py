@@ -68,6 +68,7 @@ def _check(args) -> int:
 
     from lrsearch.engines.checks import probe
     from lrsearch.errors import LRSearchError
+    from lrsearch.monitor.records import TrialAttr
     from lrsearch.selfcheck import Tiny, single_trial, write_tiny_config
 
     failed = False
@@ -94,13 +95,13 @@ def _check(args) -> int:
             continue
         seconds = time.monotonic() - started
         if trial.state.name == "COMPLETE":
-            window = trial.user_attrs.get("last_window_dice", float("nan"))
+            window = trial.user_attrs.get(TrialAttr.LAST_WINDOW_DICE, float("nan"))
             print(f"  1-iteration training: ok in {seconds:.1f} s (validation Dice "
                   f"{window:.3f}, whole-volume Dice {trial.value:.3f})")
             shutil.rmtree(tmp, ignore_errors=True)
         else:  # keep the files for the user to look at
-            reason = trial.user_attrs.get("stop_reason", trial.state.name.lower())
-            log = trial.user_attrs.get("log_path")
+            reason = trial.user_attrs.get(TrialAttr.STOP_REASON, trial.state.name.lower())
+            log = trial.user_attrs.get(TrialAttr.LOG_PATH)
             where = "" if log and log in reason else f" (log: {log})"  # failures name it
             print(f"  1-iteration training: FAILED ({trial.state.name.lower()}): {reason}{where}")
             failed = True

@@ -255,7 +255,7 @@ class LiveTrial:
                     "the trial goes on", self.trial.number, type(error).__name__, error)
 
     def _info(self, state: str | None, reason: str) -> TrialInfo:
-        from lrsearch.monitor.records import trial_info
+        from lrsearch.monitor.records import TrialAttr, trial_info
 
         frozen = self.trial.storage.get_trial(self.trial._trial_id)
         info = trial_info(frozen)
@@ -264,7 +264,7 @@ class LiveTrial:
         if info.state == "running" and self._lr_used:
             info = replace(info, iterations=max(info.iterations, self._lr_used[-1][0]))
         if state is not None:
-            value = frozen.user_attrs.get("final_dice") if state == "complete" else None
+            value = frozen.user_attrs.get(TrialAttr.FINAL_DICE) if state == "complete" else None
             info = replace(info, state=state, value=value,
                            stop_reason=info.stop_reason or reason)
         return info

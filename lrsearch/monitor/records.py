@@ -1,4 +1,7 @@
-"""The read model of stored trials and studies.
+"""The read model of stored trials and studies, and the one owner of their attribute keys.
+
+Every key lrsearch stores as an Optuna user attribute is named once here (:class:`TrialAttr`,
+:class:`StudyAttr`): the run package writes them, this module and the results read them.
 """
 
 from __future__ import annotations
@@ -6,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from lrsearch.urls import redact
 
@@ -15,6 +18,55 @@ if TYPE_CHECKING:
 
 
 STATES = ("complete", "pruned", "failed", "running", "waiting")
+
+
+class TrialAttr:
+    """Keys of a trial's user attributes.
+
+    Stored keys are permanent: existing studies hold them, so never rename one (add a new key).
+    """
+
+    FAMILY: Final = "family"  # the sampled schedule family
+    SCHEDULE: Final = "schedule"  # the schedule as ``Schedule.to_dict()``, replayable
+    SCHEDULE_TEXT: Final = "schedule_text"  # the schedule in one readable line
+    OPTIMISER: Final = "optimiser"  # the NiftyNet optimiser the trial trained with
+    MAX_ITER: Final = "max_iter"  # iterations the trial was planned to train
+    LR_CURVE: Final = "lr_curve"  # planned learning rate, [[iteration, lr], ...] from 1
+    LR_USED: Final = "lr_used"  # learning rate read back from NiftyNet's console
+    RUN_DIR: Final = "run_dir"  # the trial's run folder (config, model, console log)
+    LOG_PATH: Final = "log_path"  # NiftyNet's console log of the trial
+    COMMAND: Final = "command"  # the NiftyNet command line that trained the trial
+    HOST: Final = "host"  # the machine the trial ran on
+    RUNTIME: Final = "runtime"  # the runtime and the versions it trained with
+    ITERATIONS: Final = "iterations"  # iterations run (so far, while running)
+    WALL_SECONDS: Final = "wall_seconds"  # wall time of the training
+    TIMING: Final = "timing"  # seconds by phase: imports, setup, training, evaluation
+    ITERATIONS_PER_SECOND: Final = "iterations_per_second"  # training speed
+    STOP_REASON: Final = "stop_reason"  # why a pruned or failed trial stopped
+    FINAL_DICE: Final = "final_dice"  # mean whole-volume Dice of the final model
+    VOLUME_DICE: Final = "volume_dice"  # whole-volume Dice by validation subject
+    LAST_WINDOW_DICE: Final = "last_window_dice"  # Dice of the latest validation round (on windows)
+    RESUMED_FROM_ITERATION: Final = "resumed_from_iteration"  # a retry's starting checkpoint
+    RETRY_OF: Final = "retry_of"  # number of the failed trial a retry re-runs
+    ITERATIONS_TO_TARGET: Final = "iterations_to_target"  # first iteration reaching the target
+    CHECKPOINT_ARTIFACT: Final = "checkpoint_artifact"  # the last checkpoint in the store
+
+
+class StudyAttr:
+    """Keys of a study's user attributes.
+
+    Stored keys are permanent: existing studies hold them, so never rename one (add a new key).
+    """
+
+    CONFIG: Final = "config"  # the NiftyNet config the study trains (absolute path)
+    MAX_ITER: Final = "max_iter"  # iterations per trial; a resumed run must match
+    SPLIT_FILE: Final = "split_file"  # the dataset split file every trial uses
+    RUNS_DIR: Final = "runs_dir"  # the folder holding the trial folders
+    OBJECTIVE: Final = "objective"  # what the study optimises; a resumed run must match
+    VALIDATION_SUBJECTS: Final = "validation_subjects"  # subjects the Dice is measured on
+    LR_FIND: Final = "lr_find"  # the LR range test's result (``RangeTest.to_dict()``)
+    CHECKPOINT_STORE: Final = "checkpoint_store"  # the checkpoint artifact store's folder
+    UID: Final = "study_uid"  # the study's identity across deletions (run-folder ownership)
 
 
 @dataclass(frozen=True)
@@ -96,31 +148,32 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
     attrs = trial.user_attrs
     dice = tuple(sorted((int(step), float(value))
                         for step, value in trial.intermediate_values.items()))
-    iterations = attrs.get("iterations")
+    iterations = attrs.get(TrialAttr.ITERATIONS)
     if not isinstance(iterations, int):
         iterations = dice[-1][0] if dice else 0
-    max_iter = attrs.get("max_iter")
+    max_iter = attrs.get(TrialAttr.MAX_ITER)
+    schedule = attrs.get(TrialAttr.SCHEDULE)
     return TrialInfo(
         number=trial.number,
         state=_state_name(trial.state),
         value=trial.value if trial.values is not None and len(trial.values) == 1 else None,
         # The sampled family: the "family" attribute of a warmed-up schedule says "warmup".
-        family=str(trial.params.get("family") or attrs.get("family") or "unknown"),
-        schedule_text=str(attrs.get("schedule_text", "")),
+        family=str(trial.params.get("family") or attrs.get(TrialAttr.FAMILY) or "unknown"),
+        schedule_text=str(attrs.get(TrialAttr.SCHEDULE_TEXT, "")),
         max_iter=max_iter if isinstance(max_iter, int) else None,
         iterations=iterations,
-        lr_curve=_pairs(attrs.get("lr_curve")),
-        lr_used=_pairs(attrs.get("lr_used")),
+        lr_curve=_pairs(attrs.get(TrialAttr.LR_CURVE)),
+        lr_used=_pairs(attrs.get(TrialAttr.LR_USED)),
         dice=dice,
         params=dict(trial.params),
-        schedule=attrs.get("schedule") if isinstance(attrs.get("schedule"), dict) else None,
-        optimiser=attrs.get("optimiser"),
-        last_window_dice=_number(attrs.get("last_window_dice")),
-        wall_seconds=_number(attrs.get("wall_seconds")),
-        iterations_per_second=_number(attrs.get("iterations_per_second")),
-        stop_reason=str(attrs.get("stop_reason") or ""),
-        run_dir=attrs.get("run_dir"),
-        command=attrs.get("command"),
+        schedule=schedule if isinstance(schedule, dict) else None,
+        optimiser=attrs.get(TrialAttr.OPTIMISER),
+        last_window_dice=_number(attrs.get(TrialAttr.LAST_WINDOW_DICE)),
+        wall_seconds=_number(attrs.get(TrialAttr.WALL_SECONDS)),
+        iterations_per_second=_number(attrs.get(TrialAttr.ITERATIONS_PER_SECOND)),
+        stop_reason=str(attrs.get(TrialAttr.STOP_REASON) or ""),
+        run_dir=attrs.get(TrialAttr.RUN_DIR),
+        command=attrs.get(TrialAttr.COMMAND),
     )
 
 
@@ -129,15 +182,15 @@ def study_info(study: optuna.Study,
     if trials is None:
         trials = study.get_trials(deepcopy=False)
     attrs = study.user_attrs
-    max_iter = attrs.get("max_iter")
+    max_iter = attrs.get(StudyAttr.MAX_ITER)
     return StudyInfo(
         name=study.study_name,
         storage=redact(_storage_url(study)),
         max_iter=max_iter if isinstance(max_iter, int) else None,
-        config=attrs.get("config"),
+        config=attrs.get(StudyAttr.CONFIG),
         trials=tuple(trial_info(t) for t in trials),
-        objective=str(attrs.get("objective", "final_dice")),
-        lr_find=_lr_find_summary(attrs.get("lr_find")),
+        objective=str(attrs.get(StudyAttr.OBJECTIVE, "final_dice")),
+        lr_find=_lr_find_summary(attrs.get(StudyAttr.LR_FIND)),
     )
 
 

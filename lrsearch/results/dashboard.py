@@ -15,6 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from lrsearch.errors import LRSearchError
 from lrsearch.monitor.live import artifact_dir, artifact_store
+from lrsearch.monitor.records import StudyAttr
 from lrsearch.run.studies import open_existing_storage
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def artifact_dirs(storage_url: str, storage: BaseStorage) -> list[Path]:
     """The folders the studies of ``storage`` keep trial figures in (see ``artifact_dir``)."""
     folders = []
     for study in storage.get_all_studies():
-        runs_dir = study.user_attrs.get("runs_dir")
+        runs_dir = study.user_attrs.get(StudyAttr.RUNS_DIR)
         try:
             folders.append(artifact_dir(storage_url, runs_dir))
         except ValueError:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import DataError
+from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.nifty import contract
 from lrsearch.nifty.contract import SCHEDULE_ENV
 from lrsearch.run.studies import ResultError
@@ -74,8 +75,8 @@ def rescaled_schedule(trial: optuna.trial.FrozenTrial, max_iter: int) -> Schedul
 
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ResultError(f"--max-iter must be a positive integer, but got {max_iter!r}")
-    stored = trial.user_attrs.get("schedule")
-    trained = trial.user_attrs.get("max_iter")
+    stored = trial.user_attrs.get(TrialAttr.SCHEDULE)
+    trained = trial.user_attrs.get(TrialAttr.MAX_ITER)
     space = _space_of(trial)
 
     def build(iterations: int) -> Schedule:
@@ -97,7 +98,7 @@ def _trial(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
         if trial.number == number:
-            if not isinstance(trial.user_attrs.get("schedule"), dict):
+            if not isinstance(trial.user_attrs.get(TrialAttr.SCHEDULE), dict):
                 raise ResultError(f"trial {number} of study '{study.study_name}' stored no "
                                   "schedule (it failed before training started)")
             return trial
@@ -112,14 +113,14 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
 
     trial = _trial(study, number)
     attrs = trial.user_attrs
-    trained = attrs.get("max_iter")
+    trained = attrs.get(TrialAttr.MAX_ITER)
     if max_iter is None or max_iter == trained:
-        schedule = from_dict(attrs["schedule"])
+        schedule = from_dict(attrs[TrialAttr.SCHEDULE])
         iterations = trained if isinstance(trained, int) else None
     else:
         schedule = rescaled_schedule(trial, max_iter)
         iterations = max_iter
-    config_file = study.user_attrs.get("config")
+    config_file = study.user_attrs.get(StudyAttr.CONFIG)
     if not config_file:
         raise ResultError(f"study '{study.study_name}' records no NiftyNet config")
     cfg = load_config(config_file)
@@ -131,10 +132,10 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     changes: dict[str, dict[str, Any]] = {
         "SYSTEM": {"model_dir": str(model_dir)},
         "TRAINING": {"lr": schedule.lr(0), "max_iter": iterations, "starting_iter": 0,
-                     "optimiser": attrs.get("optimiser") or cfg.optimiser},
+                     "optimiser": attrs.get(TrialAttr.OPTIMISER) or cfg.optimiser},
         "INFERENCE": {"inference_iter": -1},
     }
-    split = study.user_attrs.get("split_file")
+    split = study.user_attrs.get(StudyAttr.SPLIT_FILE)
     if split and Path(split).is_file():
         changes["SYSTEM"]["dataset_split_file"] = str(Path(split).resolve())
     cfg = cfg.with_values(changes)
@@ -152,8 +153,8 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     cfg = cfg.with_values(write_file_lists(dataset, target.parent, f"{target.stem}."))
     cfg.write(target)
     contract.write_schedule(schedule_path, schedule.to_dict())
-    runtime = (attrs.get("runtime") or {}).get("runtime", "tf2")
-    trained_with = str(attrs.get("command") or "").split()
+    runtime = (attrs.get(TrialAttr.RUNTIME) or {}).get("runtime", "tf2")
+    trained_with = str(attrs.get(TrialAttr.COMMAND) or "").split()
     runtime = Runtime(runtime, trained_with[0] if trained_with else sys.executable)
     command = runtime.command([contract.train_args(target)])
     return Export(trial=number, config=target, schedule=schedule_path, model_dir=model_dir,

@@ -24,14 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrsearch.monitor.records import TrialAttr
 from lrsearch.nifty import contract
 
 if TYPE_CHECKING:
     import optuna
-
-ATTR = "checkpoint_artifact"
-STUDY_ATTR = "checkpoint_store"
-
 
 def open_store(directory: str | Path):
     """The Optuna artifact store over ``directory`` (created if missing)."""
@@ -63,8 +60,8 @@ class CheckpointUploader:
             size = buffer.tell()
             buffer.seek(0)
             self.store.write(artifact_id, buffer)
-        self.trial.set_user_attr(ATTR, {"artifact_id": artifact_id, "iteration": iteration,
-                                        "bytes": size})
+        record = {"artifact_id": artifact_id, "iteration": iteration, "bytes": size}
+        self.trial.set_user_attr(TrialAttr.CHECKPOINT_ARTIFACT, record)
         previous, self.uploaded = self.uploaded, artifact_id
         if previous is not None:
             self.remove(previous)
@@ -72,7 +69,7 @@ class CheckpointUploader:
     def discard(self) -> None:
         """Removes this trial's stored checkpoint (it was pruned or failed for good)."""
         if self.uploaded is not None:
-            self.trial.set_user_attr(ATTR, None)
+            self.trial.set_user_attr(TrialAttr.CHECKPOINT_ARTIFACT, None)
             self.remove(self.uploaded)
             self.uploaded = None
 

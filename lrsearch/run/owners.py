@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from lrsearch.errors import LRSearchError
+from lrsearch.monitor.records import StudyAttr
 
 MARKER = "owner.json"
-UID_ATTR = "study_uid"  # study user attribute: the study's identity across deletions
 
 
 class FolderTaken(LRSearchError):
@@ -89,7 +89,7 @@ def study_uid(storage: Any, name: str) -> tuple[bool, str | None]:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return False, None
-    return True, storage.get_study_user_attrs(study_id).get(UID_ATTR)
+    return True, storage.get_study_user_attrs(study_id).get(StudyAttr.UID)
 
 
 def _exists(owner: Owner, me: Owner, storage: Any) -> bool:
@@ -111,7 +111,7 @@ def _records(storage: Any, name: str, runs: Path) -> bool:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return False
-    recorded = storage.get_study_user_attrs(study_id).get("runs_dir")
+    recorded = storage.get_study_user_attrs(study_id).get(StudyAttr.RUNS_DIR)
     return bool(recorded) and Path(recorded).resolve() == runs.resolve()
 
 

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from lrsearch.nifty.config import NiftyNetConfig
 
 
-STUDY_ATTR = "lr_find"
-
 
 def training_loss(values: dict[str, float]) -> float | None:
     """The training loss among a console line's values (``total_loss``, else ``loss``)."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lrsearch.errors import StorageError
+from lrsearch.monitor.records import TrialAttr
 from lrsearch.urls import redact
 
 DEFAULT_STORAGE = "sqlite:///lrsearch.db"
@@ -306,7 +307,7 @@ def fail_stale_trials(study, reason) -> list[int]:
     for trial_id in stale:
         try:
             # a finished trial's attributes are frozen: the reason goes in while it runs
-            storage.set_trial_user_attr(trial_id, "stop_reason",
+            storage.set_trial_user_attr(trial_id, TrialAttr.STOP_REASON,
                                         reason(storage.get_trial(trial_id), silence.get(trial_id)))
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 failed.append(trial_id)

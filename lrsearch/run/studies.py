@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrsearch.errors import LRSearchError
-from lrsearch.monitor.records import STATES, _state_name
+from lrsearch.monitor.records import STATES, StudyAttr, _state_name
 from lrsearch.run.storage import open_storage
 from lrsearch.urls import redact
 
@@ -87,7 +87,7 @@ def storage_status(storage) -> list[StudyStatus]:
                 value = trial.values[0]
                 if best is None or (value > best[1] if maximize else value < best[1]):
                     best = (trial.number, value)
-        max_iter = study.user_attrs.get("max_iter")
+        max_iter = study.user_attrs.get(StudyAttr.MAX_ITER)
         statuses.append(StudyStatus(study.study_name, counts, best,
                                     max_iter if isinstance(max_iter, int) else None))
     return statuses

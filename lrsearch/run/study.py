@@ -18,11 +18,12 @@ from lrsearch.engines.runtime import Runtime, get_runtime
 from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
 from lrsearch.monitor.figures import save_plot
 from lrsearch.monitor.progress import Progress
+from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
-from lrsearch.run import checkpoints, owners, range_test
+from lrsearch.run import owners
 from lrsearch.run.plan import StudyOptions, StudyPlan, make_slots
-from lrsearch.run.range_test import STUDY_ATTR, run_range_test
+from lrsearch.run.range_test import run_range_test
 from lrsearch.run.storage import (
     fingerprint,
     open_storage,
@@ -185,26 +186,26 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         load_if_exists=True,
     )
     attrs = study.user_attrs
-    if "max_iter" in attrs and attrs["max_iter"] != ctx.max_iter:
+    if StudyAttr.MAX_ITER in attrs and attrs[StudyAttr.MAX_ITER] != ctx.max_iter:
         raise ConfigError(
-            f"study '{plan.name}' trains {attrs['max_iter']} iterations per trial, this run "
-            f"{ctx.max_iter}: use the same max_iter or another --study")
-    if attrs.get("objective", ctx.objective) != ctx.objective:
+            f"study '{plan.name}' trains {attrs[StudyAttr.MAX_ITER]} iterations per trial, this "
+            f"run {ctx.max_iter}: use the same max_iter or another --study")
+    if attrs.get(StudyAttr.OBJECTIVE, ctx.objective) != ctx.objective:
         raise ConfigError(
-            f"study '{plan.name}' optimises {attrs['objective']}, this run {ctx.objective}: "
-            f"scores of different objectives cannot be compared; use --objective "
-            f"{attrs['objective']} or another --study")
+            f"study '{plan.name}' optimises {attrs[StudyAttr.OBJECTIVE]}, this run "
+            f"{ctx.objective}: scores of different objectives cannot be compared; use --objective "
+            f"{attrs[StudyAttr.OBJECTIVE]} or another --study")
     if not attrs:
-        study.set_user_attr("config", str(Path(ctx.config.path).resolve()))
-        study.set_user_attr("max_iter", ctx.max_iter)
-        study.set_user_attr("split_file", str(ctx.split_file))
-        study.set_user_attr("runs_dir", str(ctx.runs_dir))
-        study.set_user_attr("objective", ctx.objective)
-        study.set_user_attr("validation_subjects", list(ctx.validation_subjects))
+        study.set_user_attr(StudyAttr.CONFIG, str(Path(ctx.config.path).resolve()))
+        study.set_user_attr(StudyAttr.MAX_ITER, ctx.max_iter)
+        study.set_user_attr(StudyAttr.SPLIT_FILE, str(ctx.split_file))
+        study.set_user_attr(StudyAttr.RUNS_DIR, str(ctx.runs_dir))
+        study.set_user_attr(StudyAttr.OBJECTIVE, ctx.objective)
+        study.set_user_attr(StudyAttr.VALIDATION_SUBJECTS, list(ctx.validation_subjects))
     # under the study lock: workers opening a new study together must agree on its uid
     with study_lock(plan.storage_url, plan.name):
-        if owners.UID_ATTR not in study.user_attrs:
-            study.set_user_attr(owners.UID_ATTR, uuid.uuid4().hex)
+        if StudyAttr.UID not in study.user_attrs:
+            study.set_user_attr(StudyAttr.UID, uuid.uuid4().hex)
     return study
 
 
@@ -212,7 +213,7 @@ def _claim_runs_dir(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
     """Records this study as the owner of its runs folder (``prepare`` checked it; another
     study may have claimed it since); its trials mark theirs."""
     me = owners.Owner(fingerprint(plan.storage_url), plan.name,
-                      study.user_attrs[owners.UID_ATTR])
+                      study.user_attrs[StudyAttr.UID])
     owners.claim_runs_dir(plan.context.runs_dir, me, study._storage, fix=_runs_dir_fix(None))
     return dataclasses.replace(plan, context=dataclasses.replace(plan.context, owner=me))
 
@@ -225,7 +226,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     plan = _share_checkpoint_store(study, plan)
     # A study searched within its range test's bounds keeps them: a worker started without
     # --lr-bounds auto must not widen the search of the others.
-    if plan.lr_bounds == "auto" or range_test.STUDY_ATTR in study.user_attrs:
+    if plan.lr_bounds == "auto" or StudyAttr.LR_FIND in study.user_attrs:
         plan = narrow_to_range_test(study, plan, progress.message)
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
@@ -239,8 +240,8 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
 def _none_completed(study: optuna.Study, counts: dict[str, int]) -> str:
     """The error of a study whose every finished trial failed or was pruned."""
     failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-              if t.user_attrs.get("stop_reason")]
-    last = failed[-1].user_attrs["stop_reason"] if failed else "no reason recorded"
+              if t.user_attrs.get(TrialAttr.STOP_REASON)]
+    last = failed[-1].user_attrs[TrialAttr.STOP_REASON] if failed else "no reason recorded"
     pruned = f" and {counts['pruned']} pruned" if counts["pruned"] else ""
     return (f"no trial of study '{study.study_name}' completed: {counts['failed']} failed"
             f"{pruned}; the last failure: {last}; fix it and run the same command again")
@@ -250,9 +251,9 @@ def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
     """The first worker's --checkpoint-store is recorded on the study; a worker started
     without one uses it (nodes may mount it elsewhere: theirs wins)."""
     given = plan.context.checkpoint_store
-    recorded = study.user_attrs.get(checkpoints.STUDY_ATTR)
+    recorded = study.user_attrs.get(StudyAttr.CHECKPOINT_STORE)
     if given is not None and recorded is None:
-        study.set_user_attr(checkpoints.STUDY_ATTR, str(given))
+        study.set_user_attr(StudyAttr.CHECKPOINT_STORE, str(given))
     if given is None and recorded is not None:
         context = dataclasses.replace(plan.context, checkpoint_store=Path(recorded))
         return dataclasses.replace(plan, context=context)
@@ -266,7 +267,7 @@ def narrow_to_range_test(study: optuna.Study, plan: StudyPlan,
     from lrsearch.run.storage import study_lock
 
     with study_lock(plan.storage_url, plan.name):
-        stored = study.user_attrs.get(STUDY_ATTR)
+        stored = study.user_attrs.get(StudyAttr.LR_FIND)
         if stored is None:
             ctx = plan.context
             message("Running the LR range test for --lr-bounds auto ...")
@@ -275,7 +276,7 @@ def narrow_to_range_test(study: optuna.Study, plan: StudyPlan,
                                     max_lr=range_maths.MAX_LR,
                                     iterations=range_maths.ITERATIONS,
                                     smoothing=range_maths.SMOOTHING)
-            study.set_user_attr(STUDY_ATTR, result.to_dict())
+            study.set_user_attr(StudyAttr.LR_FIND, result.to_dict())
             save_plot(result, ctx.runs_dir / "lr-find" / "lr_find.html")
         else:
             result = range_maths.RangeTest.from_dict(stored)

@@ -27,6 +27,7 @@ import optuna
 from lrsearch import __version__
 from lrsearch.engines.process import ChildProcess
 from lrsearch.engines.runtime import Runtime
+from lrsearch.monitor.records import TrialAttr
 from lrsearch.nifty import contract
 from lrsearch.nifty.config import NiftyNetConfig
 from lrsearch.nifty.console import FailureTail, ValidationRounds, parse_line
@@ -119,10 +120,10 @@ def find_resume(trial: optuna.Trial, ctx: TrialContext | None = None) -> Resume 
     intermediate values: it resumes in the original's run folder when this node sees its
     checkpoint (and the folder is still this study's), else from the checkpoint store into a
     folder of its own."""
-    run_dir = trial.user_attrs.get("run_dir")
+    run_dir = trial.user_attrs.get(TrialAttr.RUN_DIR)
     if run_dir and ctx is not None and not owners.is_own(Path(run_dir), ctx.owner):
         run_dir = None  # another study's now: its checkpoints are not this trial's
-    record = trial.user_attrs.get(checkpoints.ATTR)
+    record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT)
     iteration = contract.checkpoint_iteration(Path(run_dir) / contract.MODEL) if run_dir else None
     directory = Path(run_dir) if run_dir else None
     if ctx is not None and ctx.checkpoint_store is not None and record and \
@@ -232,7 +233,7 @@ def run_trial(
     command = train_command(ctx, config_path, infer_split)
     _describe(trial, ctx, setup, directory, command)
     if resume:
-        trial.set_user_attr("resumed_from_iteration", resume.iteration)
+        trial.set_user_attr(TrialAttr.RESUMED_FROM_ITERATION, resume.iteration)
         observer.trial_line(number, f"resuming from the checkpoint of iteration "
                                     f"{resume.iteration} in {directory}\n")
     if live is not None:
@@ -250,7 +251,7 @@ def run_trial(
     )
     progress = _Progress(last_iteration=resume.iteration if resume else 0)
     if ctx.checkpoint_store is not None:
-        record = trial.user_attrs.get(checkpoints.ATTR) or {}
+        record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}
         progress.uploader = checkpoints.CheckpointUploader(
             trial, checkpoints.open_store(ctx.checkpoint_store),
             directory / contract.MODEL / "models",
@@ -266,7 +267,7 @@ def run_trial(
         child.stop()
         _discard_checkpoint(progress)
         _record_run(trial, progress, started)
-        trial.set_user_attr("stop_reason", stop_reason)
+        trial.set_user_attr(TrialAttr.STOP_REASON, stop_reason)
         raise optuna.TrialPruned(stop_reason)
     if child.stopped:
         _record_run(trial, progress, started)
@@ -289,11 +290,12 @@ def run_trial(
         raise TrialFailed(f"no segmentation for validation subjects {sorted(missing)}",
                           inferred_csv)
     value = sum(scores.values()) / len(scores)
-    trial.set_user_attr("volume_dice", {s: round(v, 5) for s, v in scores.items()})
-    trial.set_user_attr("final_dice", value)
-    timing = dict(trial.user_attrs.get("timing", {}))
-    timing["evaluation"] = round(time.monotonic() - started - trial.user_attrs["wall_seconds"], 3)
-    trial.set_user_attr("timing", timing)
+    trial.set_user_attr(TrialAttr.VOLUME_DICE, {s: round(v, 5) for s, v in scores.items()})
+    trial.set_user_attr(TrialAttr.FINAL_DICE, value)
+    timing = dict(trial.user_attrs.get(TrialAttr.TIMING, {}))
+    trained = trial.user_attrs[TrialAttr.WALL_SECONDS]
+    timing["evaluation"] = round(time.monotonic() - started - trained, 3)
+    trial.set_user_attr(TrialAttr.TIMING, timing)
     return _score(trial, ctx, value)
 
 
@@ -304,7 +306,7 @@ def _score(trial, ctx: TrialContext, final_dice: float) -> float:
     rounds = sorted(_frozen(trial).intermediate_values.items())
     reached = objective.iterations_to_target(rounds)
     if reached is not None:
-        trial.set_user_attr("iterations_to_target", reached)
+        trial.set_user_attr(TrialAttr.ITERATIONS_TO_TARGET, reached)
     return objective.score(final_dice, rounds, ctx.max_iter)
 
 
@@ -394,7 +396,7 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None) 
     iteration, dice = completed
     progress.rounds.append(completed)
     observer.trial_validation(trial.number, iteration, dice)
-    trial.set_user_attr("last_window_dice", dice)
+    trial.set_user_attr(TrialAttr.LAST_WINDOW_DICE, dice)
     if dice != dice:
         return f"diverged at iteration {iteration}: validation Dice is nan"
     trial.report(dice, step=iteration)
@@ -417,17 +419,17 @@ def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,
               command: Sequence[str]) -> None:
     schedule = setup.schedule
     # the sampled family: a warmed-up schedule's own dict says "warmup"
-    trial.set_user_attr("family", trial.params.get("family", schedule.to_dict()["family"]))
-    trial.set_user_attr("schedule", schedule.to_dict())
-    trial.set_user_attr("schedule_text", schedule.describe())
-    trial.set_user_attr("optimiser", setup.optimiser or ctx.config.optimiser)
-    trial.set_user_attr("max_iter", ctx.max_iter)
-    trial.set_user_attr("lr_curve", _planned_curve(schedule, ctx.max_iter))
-    trial.set_user_attr("run_dir", str(directory))
-    trial.set_user_attr("log_path", str(directory / contract.CONSOLE_LOG))
-    trial.set_user_attr("command", " ".join(command))
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("runtime", _runtime_versions(ctx.runtime))
+    trial.set_user_attr(TrialAttr.FAMILY, trial.params.get("family", schedule.to_dict()["family"]))
+    trial.set_user_attr(TrialAttr.SCHEDULE, schedule.to_dict())
+    trial.set_user_attr(TrialAttr.SCHEDULE_TEXT, schedule.describe())
+    trial.set_user_attr(TrialAttr.OPTIMISER, setup.optimiser or ctx.config.optimiser)
+    trial.set_user_attr(TrialAttr.MAX_ITER, ctx.max_iter)
+    trial.set_user_attr(TrialAttr.LR_CURVE, _planned_curve(schedule, ctx.max_iter))
+    trial.set_user_attr(TrialAttr.RUN_DIR, str(directory))
+    trial.set_user_attr(TrialAttr.LOG_PATH, str(directory / contract.CONSOLE_LOG))
+    trial.set_user_attr(TrialAttr.COMMAND, " ".join(command))
+    trial.set_user_attr(TrialAttr.HOST, socket.gethostname())
+    trial.set_user_attr(TrialAttr.RUNTIME, _runtime_versions(ctx.runtime))
 
 
 def _planned_curve(schedule, max_iter: int) -> list[list[float]]:
@@ -437,9 +439,9 @@ def _planned_curve(schedule, max_iter: int) -> list[list[float]]:
 
 
 def _record_run(trial, progress: _Progress, started: float) -> None:
-    trial.set_user_attr("iterations", progress.last_iteration)
+    trial.set_user_attr(TrialAttr.ITERATIONS, progress.last_iteration)
     wall = (progress.last_iteration_at or time.monotonic()) - started
-    trial.set_user_attr("wall_seconds", round(wall, 3))
+    trial.set_user_attr(TrialAttr.WALL_SECONDS, round(wall, 3))
     # Where a trial's fixed cost goes: Python + TensorFlow + NiftyNet imports, then graph
     # build, session start and the first iteration, then training proper.
     marks = [started, progress.niftynet_started_at, progress.first_iteration_at,
@@ -448,15 +450,15 @@ def _record_run(trial, progress: _Progress, started: float) -> None:
     spans = zip(names, marks[:-1], marks[1:], strict=True)
     timing = {name: round(end - start, 3) for name, start, end in spans
               if start is not None and end is not None}
-    trial.set_user_attr("timing", timing)
+    trial.set_user_attr(TrialAttr.TIMING, timing)
     if progress.first_iteration_at and progress.last_iteration > 1 and \
             progress.last_iteration_at > progress.first_iteration_at:
         rate = (progress.last_iteration - 1) / (progress.last_iteration_at
                                                  - progress.first_iteration_at)
-        trial.set_user_attr("iterations_per_second", round(rate, 4))
+        trial.set_user_attr(TrialAttr.ITERATIONS_PER_SECOND, round(rate, 4))
     if progress.lr_used:
         step = max(1, len(progress.lr_used) // LR_CURVE_POINTS)
-        trial.set_user_attr("lr_used", [[i, float(f"{lr:.5g}")]
+        trial.set_user_attr(TrialAttr.LR_USED, [[i, float(f"{lr:.5g}")]
                                         for i, lr in progress.lr_used[::step]])
 
 

@@ -21,7 +21,7 @@ from lrsearch.engines.process import stop_all
 from lrsearch.errors import StudyFailed
 from lrsearch.monitor.live import LiveTrial, rewrite_note
 from lrsearch.monitor.progress import Progress
-from lrsearch.run import checkpoints
+from lrsearch.monitor.records import TrialAttr
 from lrsearch.run.plan import Slot, StudyPlan
 from lrsearch.run.storage import (
     fail_stale_trials,
@@ -32,6 +32,11 @@ from lrsearch.urls import redact
 
 logger = logging.getLogger("lrsearch")
 
+# Optuna's own system attributes, which its RetryHeartbeatStaleTrialCallback sets on a retry
+# (Optuna's keys, not lrsearch's: lrsearch's are in monitor.records):
+FAILED_TRIAL = "failed_trial"  # the number of the original trial the retry re-runs
+RETRY_HISTORY = "retry_history"  # the numbers of every failed trial the retry replaces
+
 
 def _budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
     """Finished trials by state, trials running, trials waiting (re-queued retries).
@@ -40,7 +45,7 @@ def _budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
     not count toward --trials; the retry does.
     """
     trials = study.get_trials(deepcopy=False)
-    superseded = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    superseded = {n for t in trials for n in t.system_attrs.get(RETRY_HISTORY, ())}
     live = [t for t in trials if t.number not in superseded]
     counts = {
         "complete": sum(t.state == TrialState.COMPLETE for t in live),
@@ -168,8 +173,9 @@ def _lost_reason(trial: optuna.trial.FrozenTrial, silent: float | None) -> str:
     """Why a trial without heartbeat fails: the last iteration known to the storage (its
     worker records it with each beat; validation rounds, a stored checkpoint and a resume
     tell it too)."""
-    known = [trial.user_attrs.get("iterations"), trial.user_attrs.get("resumed_from_iteration"),
-             (trial.user_attrs.get(checkpoints.ATTR) or {}).get("iteration"),
+    attrs = trial.user_attrs
+    known = [attrs.get(TrialAttr.ITERATIONS), attrs.get(TrialAttr.RESUMED_FROM_ITERATION),
+             (attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}).get("iteration"),
              *trial.intermediate_values]
     iteration = max((i for i in known if isinstance(i, int)), default=0)
     silence = f", no heartbeat for {silent:.0f} s" if silent is not None else ", no heartbeat"
@@ -238,7 +244,7 @@ def _heartbeat(trial: optuna.Trial, iteration: Callable[[], int | None] = lambda
                 storage.record_heartbeat(trial._trial_id)
                 now = iteration()
                 if now is not None and now != recorded:
-                    trial.set_user_attr("iterations", now)
+                    trial.set_user_attr(TrialAttr.ITERATIONS, now)
                     recorded = now
             except Exception:  # noqa: BLE001 - the storage layer already logged and retried
                 pass
@@ -256,7 +262,7 @@ def _heartbeat(trial: optuna.Trial, iteration: Callable[[], int | None] = lambda
 
 def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """Records the trial as failed with ``reason`` and queues a retry that resumes it."""
-    trial.set_user_attr("stop_reason", reason)
+    trial.set_user_attr(TrialAttr.STOP_REASON, reason)
     study.tell(trial, state=TrialState.FAIL)
     frozen = study._storage.get_trial(trial._trial_id)
     callback = study._storage.get_heartbeat_stale_trial_callback()
@@ -268,10 +274,10 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
              slot: Slot, stopping: threading.Event | None = None) -> TrialFailed | None:
     """Runs one trial and tells Optuna its outcome; why it failed, if it did."""
     setup = plan.space.suggest(trial, plan.context.max_iter)
-    retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get("failed_trial")
+    retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get(FAILED_TRIAL)
     if retry_of is not None:
-        trial.set_user_attr("retry_of", retry_of)
-        trial.set_user_attr("stop_reason", None)  # inherited from the original
+        trial.set_user_attr(TrialAttr.RETRY_OF, retry_of)
+        trial.set_user_attr(TrialAttr.STOP_REASON, None)  # inherited from the original
     where = f" on GPU {slot.gpu}" if slot.gpu is not None else ""
     again = f" (retry of trial {retry_of})" if retry_of is not None else ""
     progress.trial_started(trial.number, setup.schedule.describe() + again + where)
@@ -288,7 +294,7 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
         study.tell(trial, state=TrialState.PRUNED)
         progress.trial_finished(trial.number, "pruned", None, str(pruned))
     except TrialFailed as failed:
-        trial.set_user_attr("stop_reason", str(failed))
+        trial.set_user_attr(TrialAttr.STOP_REASON, str(failed))
         study.tell(trial, state=TrialState.FAIL)
         progress.trial_finished(trial.number, "failed", None, str(failed))
         return failed
@@ -299,7 +305,7 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
     except Exception as error:  # lrsearch's own failure: the trial must not stay "running"
         reason = f"lrsearch stopped: {type(error).__name__}: {error}"
         with contextlib.suppress(Exception):
-            trial.set_user_attr("stop_reason", reason)
+            trial.set_user_attr(TrialAttr.STOP_REASON, reason)
             study.tell(trial, state=TrialState.FAIL)
         progress.trial_finished(trial.number, "failed", None, reason)
         raise
