@@ -138,6 +138,14 @@ def test_wheel_install_trains_on_tf1_and_exports_a_command_that_does(installed, 
     for entry in entries:  # no Python 3.11 site-packages for the TF 1.15 interpreter
         assert not set(entry.parts) & set(_SITE_DIRS), entry
         assert not entry.resolve().is_relative_to(REPO), entry  # nor the source tree
+    # the trials' children get the same PYTHONPATH (the runtime's environment, as a trial
+    # starts its child with)
+    trials = _run([venv / "bin" / "python", "-c",
+                   "from lrsearch.engines.runtime import get_runtime; "
+                   "print(get_runtime('tf1', build=False).environment()['PYTHONPATH'])"],
+                  tmp_path)
+    assert trials.returncode == 0, trials.stderr
+    assert trials.stdout.strip() == assignments["PYTHONPATH"]
     env = _clean_env(**assignments)
     found = _lrsearch_file(tf1_python, tmp_path, env)
     assert found.resolve() == (package / "__init__.py").resolve()
