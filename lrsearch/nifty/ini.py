@@ -1,5 +1,7 @@
 """NiftyNet 0.6.0's INI schema: every section and key its parser accepts, their types and choices;
 reading and validating an INI file.
+
+One job, one module: the schema table is most of its length (every key NiftyNet 0.6.0 reads).
 """
 
 from __future__ import annotations
