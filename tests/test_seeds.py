@@ -10,7 +10,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from lrsearch.engines.child.main import training_seed as child_seed
+from lrsearch.engines.child.seeding import training_seed as child_seed
 from lrsearch.nifty.console import parse_line
 from lrsearch.nifty.contract import SEED_RANGE
 from lrsearch.run import workers

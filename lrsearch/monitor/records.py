@@ -40,6 +40,7 @@ class TrialInfo:
     stop_reason: str = ""
     run_dir: str | None = None
     command: str | None = None
+    seed: int | None = None  # the training seed (LRSEARCH_SEED) that repeats its run
 
     @property
     def last_dice(self) -> float | None:
@@ -121,6 +122,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         stop_reason=str(attrs.get("stop_reason") or ""),
         run_dir=attrs.get("run_dir"),
         command=attrs.get("command"),
+        seed=attrs.get("seed") if isinstance(attrs.get("seed"), int) else None,
     )
 
 
@@ -180,6 +182,7 @@ def trial_summary(trial: TrialInfo, study: StudyInfo) -> dict[str, Any]:
         "model_dir": model_dir,
         "config": study.config,
         "command": trial.command,
+        "seed": trial.seed,
     }
 
 

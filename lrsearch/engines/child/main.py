@@ -6,14 +6,15 @@
 On TensorFlow 2 the compatibility layer is installed first; on TensorFlow 1.15 NiftyNet runs as
 released. Chaining runs with ``--then`` saves a second TensorFlow import and process start (the
 final evaluation of a trial is an inference run right after training). With ``LRSEARCH_SEED``
-set, every run starts from that seed (:func:`seed_run`). Python 3.7-compatible.
+set, every run starts from that seed (:mod:`lrsearch.engines.child.seeding`).
+Python 3.7-compatible.
 """
 
 import os
-import random
 import sys
 
-from lrsearch.nifty.contract import SEED_ENV, SEED_RANGE, split_runs
+from lrsearch.engines.child.seeding import seed_run, training_seed
+from lrsearch.nifty.contract import SEED_ENV, split_runs
 
 
 def main(argv=None):
@@ -39,53 +40,6 @@ def main(argv=None):
         if status:
             break
     return status
-
-
-def training_seed(value):
-    """``LRSEARCH_SEED``'s value as a seed; None when unset or empty."""
-    if value is None or not value.strip():
-        return None
-    try:
-        seed = int(value)
-    except ValueError:
-        seed = -1
-    if not 0 <= seed < SEED_RANGE:
-        raise SystemExit(f"{SEED_ENV} must be an integer in [0, {SEED_RANGE}), "
-                         f"but got {value!r}")
-    return seed
-
-
-def seed_run(seed):
-    """Fixes what NiftyNet 0.6.0 leaves to chance, so that a seed picks one training run.
-
-    NiftyNet seeds nothing but its initialisers' op-level seed 42. Its window samplers draw
-    from numpy's global generator (engine/sampler_*_v2.py) and its tf.data shuffles take
-    ``seed=None`` (engine/image_window_dataset.py), which follows the graph-level seed. NiftyNet
-    builds its own ``tf.Graph`` (ApplicationDriver.create_graph), out of reach of
-    ``tf.set_random_seed``, so every graph made from here on gets ``seed``: that fixes the
-    initial weights, the shuffles and dropout. Python's and numpy's generators are seeded too.
-    What stays free: the order in which parallel sampler threads (``num_threads`` > 1) and
-    the validation sampler draw from numpy's one generator, and the summation order of
-    multi-threaded float reductions.
-    """
-    import numpy
-
-    random.seed(seed)
-    numpy.random.seed(seed)
-    _seed_every_graph(seed)
-
-
-def _seed_every_graph(seed):
-    from tensorflow.python.framework import ops
-
-    init = getattr(ops.Graph.__init__, "unseeded", ops.Graph.__init__)
-
-    def __init__(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        self.seed = seed
-
-    __init__.unseeded = init
-    ops.Graph.__init__ = __init__
 
 
 if __name__ == "__main__":
