@@ -65,7 +65,8 @@ def _run(config: Path, lr: float, runtime, runs: Path, seed: int) -> dict:
             if event is not None and event.phase == "training" and "loss" in event.values:
                 losses[event.iteration] = event.values["loss"]
     print(f"  seed {seed}: {len(losses)} iterations, first loss {losses.get(1)!r}, final Dice "
-          f"{trial.value:.5f}, {time.monotonic() - started:.0f} s ({runs})", flush=True)
+          f"{trial.value:.5f}, {trial.user_attrs.get('iterations_per_second')} it/s, "
+          f"{time.monotonic() - started:.0f} s ({runs})", flush=True)
     return {"losses": losses, "dice": dict(trial.intermediate_values), "final": trial.value}
 
 

@@ -2,7 +2,7 @@
 child started with a seed trains the same first iteration again.
 
 The training runs are real NiftyNet children on tiny demo data (tests/tiny.py), on the TF 2
-runtime; storages are real SQLite.
+runtime and (marked slow) on stock TF 1.15; storages are real SQLite.
 """
 
 from __future__ import annotations
@@ -67,17 +67,21 @@ def _first_loss(trial: optuna.trial.FrozenTrial) -> float:
     raise AssertionError(f"no first training iteration in {trial.user_attrs['log_path']}")
 
 
-def test_same_seed_same_first_loss_another_seed_another(tmp_path):
+@pytest.mark.parametrize("runtime", ["tf2", pytest.param("tf1", marks=pytest.mark.slow)])
+def test_same_seed_same_first_loss_another_seed_another(runtime, tmp_path):
     """NiftyNet's initial weights are fixed (its initialisers' op seed 42) but its windows come
-    from numpy's unseeded generator: without the seed the first losses of two runs differ."""
+    from numpy's unseeded generator, from two sampler threads here (the demo's num_threads):
+    without the seed the first losses of two runs differ."""
     from lrsearch.engines.runtime import get_runtime
     from lrsearch.selfcheck import single_trial
 
     config = tiny_config(tmp_path, validate_every=2)
-    runtime = get_runtime("tf2")
-    runs = {name: single_trial(config, runtime, tmp_path / name, max_iter=2, seed=seed)
+    engine = get_runtime(runtime)
+    runs = {name: single_trial(config, engine, tmp_path / name, max_iter=2, seed=seed)
             for name, seed in (("a", 3), ("again", 3), ("other", 4))}
     assert [t.user_attrs["seed"] for t in runs.values()] == [3, 3, 4]
     a, again, other = (_first_loss(t) for t in runs.values())
     assert a == again
     assert a != other
+    # the validation round draws from a sampler of its own, seeded as well
+    assert runs["a"].intermediate_values == runs["again"].intermediate_values
