@@ -10,7 +10,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from lrsearch.engines.child.seeding import training_seed as child_seed
+from lrsearch.engines.child.seeding import parse_seed
 from lrsearch.nifty.console import parse_line
 from lrsearch.nifty.contract import SEED_RANGE
 from lrsearch.run import workers
@@ -50,11 +50,11 @@ def test_seed_is_stored_derived_from_the_study_seed_and_kept_by_a_retry(tmp_path
 
 
 def test_child_refuses_a_malformed_seed_in_one_line():
-    assert child_seed(None) is None and child_seed("") is None and child_seed("42") == 42
+    assert parse_seed(None) is None and parse_seed("") is None and parse_seed("42") == 42
     for bad in ("seven", "-1", str(SEED_RANGE)):
         with pytest.raises(SystemExit, match=rf"LRSEARCH_SEED must be an integer in "
                                              rf"\[0, {SEED_RANGE}\), but got '{bad}'"):
-            child_seed(bad)
+            parse_seed(bad)
 
 
 def _first_loss(trial: optuna.trial.FrozenTrial) -> float:

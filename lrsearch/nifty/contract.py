@@ -4,9 +4,9 @@ A trial (and a range test, and an exported run) is a folder holding NiftyNet's c
 schedule file and a console log; the parent starts ``python -m lrsearch.engines.child.main``
 with NiftyNet ``net_run`` argument lists, the child's environment naming the schedule file
 (``SCHEDULE_ENV``), giving the training seed (``SEED_ENV``) and putting lrsearch, and nothing
-else, on its ``PYTHONPATH``. The child
-prints the console variables ``DICE_NAME`` and ``LR_NAME`` and saves checkpoints where NiftyNet
-does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines).
+else, on its ``PYTHONPATH``. The child prints the console variables ``DICE_NAME`` and
+``LR_NAME`` and saves checkpoints where NiftyNet does (``<model>/models/model.ckpt-N.*``,
+announced by ``iter N saved:`` lines).
 
 Imported by the child as well (:mod:`lrsearch.engines.child`): standard library only, Python 3.7.
 """

@@ -13,12 +13,12 @@ Python 3.7-compatible.
 import os
 import sys
 
-from lrsearch.engines.child.seeding import seed_run, training_seed
+from lrsearch.engines.child.seeding import parse_seed, seed_run
 from lrsearch.nifty.contract import SEED_ENV, split_runs
 
 
 def main(argv=None):
-    seed = training_seed(os.environ.get(SEED_ENV))
+    seed = parse_seed(os.environ.get(SEED_ENV))
     import tensorflow
 
     if not tensorflow.__version__.startswith("1."):

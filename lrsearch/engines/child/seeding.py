@@ -15,7 +15,9 @@ window sampler draws from a generator of its own, ``RandomState([seed, k])`` for
 sampler made, in one thread, so neither the validation sampler nor a second sampler thread
 can take draws out of turn. The price: a seeded run samples windows in one thread per
 sampler whatever ``num_threads`` says (the prefetch queue still runs ahead of training).
-Left free: the summation order of TensorFlow's multi-threaded float reductions.
+Left free: the summation order of TensorFlow's multi-threaded float kernels and cuDNN's
+algorithms on a GPU; on a CPU both runtimes repeated a 60-iteration demo run bit for bit
+(benchmarks/reproducibility.py).
 
 Runs in the child, on TF 2 (after the compatibility layer) and on stock TF 1.15 under
 Python 3.7: standard library at import, numpy/TensorFlow/NiftyNet inside the functions.
@@ -44,7 +46,7 @@ _DRAWING = threading.local()  # .rng: the generator of the sampler drawing in th
 _STATE = {"seed": None, "samplers": itertools.count()}
 
 
-def training_seed(value):
+def parse_seed(value):
     """``LRSEARCH_SEED``'s value as a seed; None when unset or empty."""
     if value is None or not value.strip():
         return None
