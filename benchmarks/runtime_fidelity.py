@@ -5,12 +5,12 @@
 
 Fidelity: the demo config (HighRes3DNet, Dice, Adam, 16^3 windows) on 12 demo subjects, a
 constant learning rate, the study's deterministic split, trained on both runtimes with each
-seed. Seeds go through benchmarks/seeded_niftynet.py (Python, numpy and TensorFlow's graph
-seed; NiftyNet 0.6.0 sets none but its initialisers' op seed), and the sampler runs in one
-thread so a seed also fixes the order windows are drawn in. Printed: the validation Dice curve
-of each runtime (mean over seeds), their difference and the spread between seeds at every
-validation, and the final whole-volume Dice of every run. Checks: the gap between the
-runtimes' mean final Dice is no larger than the spread (max - min) between seeds of the
+seed. Each trial trains with its seed (lrsearch.engines.child.main seeds Python, numpy and
+TensorFlow's graph seed; NiftyNet 0.6.0 sets none but its initialisers' op seed), and the
+sampler runs in one thread so a seed also fixes the order windows are drawn in. Printed: the
+validation Dice curve of each runtime (mean over seeds), their difference and the spread between
+seeds at every validation, and the final whole-volume Dice of every run. Checks: the gap between
+the runtimes' mean final Dice is no larger than the spread (max - min) between seeds of the
 runtime that spreads more, and |mean TF 2 - mean TF 1| <= 0.03.
 
 Speed: iterations/s of training (first to last iteration, so imports, graph building and the
@@ -36,26 +36,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.seeded_niftynet import SEED_ENV  # noqa: E402
 from lrsearch.engines.checks import probe  # noqa: E402
 from lrsearch.engines.runtime import Runtime, get_runtime  # noqa: E402
 from lrsearch.selfcheck import Tiny, single_trial, write_tiny_config  # noqa: E402
 
-SEEDED_MAIN = "benchmarks.seeded_niftynet"
 LR = 1e-3
 MAX_GAP = 0.03
 FIDELITY = Tiny(window=16, volume=40, subjects=12, validation_every_n=10,
                 validation_max_iter=2, batch_size=2, sample_per_volume=4, num_threads=1)
 
 
-def _seeded(runtime: Runtime) -> Runtime:
-    return dataclasses.replace(runtime, main=SEEDED_MAIN)
-
-
 def _train(config: Path, runtime: Runtime, runs: Path, seed: int, max_iter: int) -> dict:
-    os.environ[SEED_ENV] = str(seed)  # the child inherits the parent's environment
     started = time.monotonic()
-    trial = single_trial(config, _seeded(runtime), runs, lr=LR, max_iter=max_iter)
+    trial = single_trial(config, runtime, runs, lr=LR, max_iter=max_iter, seed=seed)
     if trial.state.name != "COMPLETE":
         raise SystemExit(f"{runtime.name} seed {seed}: {trial.state.name}: "
                          f"{trial.user_attrs.get('stop_reason')} "

@@ -9,17 +9,15 @@ is still improving at N: the check is Dice(4N) - Dice(N) >= 0.03 on every seed.
 
     python benchmarks/tissue_saturation.py [--seeds 0 1] [--budget 200] [--factor 4] [--work DIR]
 
-Seeds go through benchmarks/seeded_niftynet.py (initial weights, windows, shuffles), as in
-benchmarks/runtime_fidelity.py. ``--work DIR`` reads back seeds that finished there
+Each run trains with its seed (initial weights, windows, shuffles; lrsearch.engines.child.main),
+as in benchmarks/runtime_fidelity.py. ``--work DIR`` reads back seeds that finished there
 (``seed<k>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -35,7 +33,6 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from benchmarks.search_efficiency import _checkpoint_curve  # noqa: E402
-from benchmarks.seeded_niftynet import SEED_ENV  # noqa: E402
 from lrsearch.demo import TISSUE_CLASSES, ensure_demo_data  # noqa: E402
 from lrsearch.engines.runtime import get_runtime  # noqa: E402
 from lrsearch.nifty.config import load_config  # noqa: E402
@@ -46,7 +43,6 @@ from lrsearch.run.plan import StudyOptions  # noqa: E402
 from lrsearch.selfcheck import single_trial  # noqa: E402
 
 MIN_GAIN = 0.03
-SEEDED_MAIN = "benchmarks.seeded_niftynet"
 
 
 def _config(work: Path, budget: int) -> tuple[Path, float]:
@@ -84,9 +80,9 @@ def _seed_run(config: Path, lr: float, work: Path, seed: int, budget: int, facto
     saved = work / f"seed{seed}.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    os.environ[SEED_ENV] = str(seed)  # the child inherits the parent's environment
     started = time.monotonic()
-    trial = single_trial(config, runtime, work / f"seed{seed}", lr=lr, max_iter=factor * budget)
+    trial = single_trial(config, runtime, work / f"seed{seed}", lr=lr, max_iter=factor * budget,
+                         seed=seed)
     seconds = time.monotonic() - started
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise SystemExit(f"seed {seed}: {trial.state.name}: "
@@ -126,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     work = (args.work or Path(tempfile.mkdtemp(prefix="lrsearch-tissue-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
     config, lr = _config(work, budget)
-    runtime = dataclasses.replace(get_runtime(args.runtime), main=SEEDED_MAIN)
+    runtime = get_runtime(args.runtime)
     kn = args.factor * budget
     print(f"work folder {work}; {DEMO_TISSUE_CONFIG.name}, constant lr {lr:g}, "
           f"N = {budget}, {args.factor}N = {kn}, seeds {args.seeds}", flush=True)

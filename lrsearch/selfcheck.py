@@ -77,8 +77,10 @@ class _Silent:
 
 
 def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 1e-3,
-                 max_iter: int | None = None, observer=None) -> FrozenTrial:
+                 max_iter: int | None = None, observer=None, seed: int | None = None
+                 ) -> FrozenTrial:
     """Trains one constant-LR trial of ``config`` on ``runtime``; the finished trial.
+    ``seed``: its training seed (default: a random one; either way stored as ``seed``).
 
     Its state is COMPLETE (value: whole-volume Dice), PRUNED (diverged) or FAIL, with the
     reason in its ``TrialAttr.STOP_REASON`` user attribute.
@@ -97,6 +99,8 @@ def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     trial = study.ask()
+    if seed is not None:
+        trial.set_user_attr("seed", seed)  # run_trial trains with a seed the trial holds
     try:
         value = run_trial(trial, plan.context, TrialSetup(Constant(base_lr=lr)),
                           observer or _Silent())

@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 
 from lrsearch.paths import DEFAULT_SPACE
+from lrsearch.run.trial import training_seed
 from lrsearch.search.schedules import curve
 from lrsearch.search.space import load_space
 
@@ -79,6 +80,7 @@ def describe(trial: optuna.Trial, setup, max_iter: int, run_dir: Path) -> None:
                     "tensorflow": "2.21.0", "niftynet": "0.6.0", "optuna": "5.0.0"},
     }.items():
         trial.set_user_attr(key, value)
+    training_seed(trial, 0)  # stored as "seed"
 
 
 def add_trials(study: optuna.Study, count: int, *, seed: int = 0, validate_every: int = 50,

@@ -130,6 +130,7 @@ def test_dashboard_lists_trials_and_shows_a_trials_schedule_figure(chrome, study
         assert f"complete: whole-volume Dice {best.value:.4f}" in text
         run_dir = best.user_attrs["run_dir"]
         assert f"cd {run_dir} && LRSEARCH_SCHEDULE={run_dir}/schedule.json " \
+               f"LRSEARCH_SEED={best.user_attrs['seed']} " \
                f"{best.user_attrs['command']}" in text  # the command, as typed
         assert chrome.execute_script(  # the note fits the page: nothing to scroll sideways
             "const n = [...document.querySelectorAll('h3')].find(h => h.innerText.startsWith("

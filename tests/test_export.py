@@ -77,9 +77,10 @@ def test_export_writes_config_schedule_and_command(setup, tmp_path, capsys):
 
     words = shlex.split(lines[-1])
     assert words[0] == f"LRSEARCH_SCHEDULE={tmp_path / 'out' / 'trial1.schedule.json'}"
-    assert words[1].startswith("PYTHONPATH=")
+    assert words[1] == f"LRSEARCH_SEED={trial.user_attrs['seed']}"  # the same run again
+    assert words[2].startswith("PYTHONPATH=")
     python = trial.user_attrs["command"].split()[0]
-    assert words[2:] == [python, "-m", "lrsearch.engines.child.main", "train", "-a",
+    assert words[3:] == [python, "-m", "lrsearch.engines.child.main", "train", "-a",
                          "lrsearch.engines.child.application.ScheduledSegmentationApplication",
                          "-c", str(target)]
 

@@ -68,7 +68,7 @@ def test_figures_are_two_artifacts_kept_current_and_throttled(running, tmp_path)
     assert "**running**: iteration 0 of 400" in note
     shown = re.sub(r"\\(.)", r"\1", note)  # as Markdown renders it
     assert f"LRSEARCH_SCHEDULE={trial.user_attrs['run_dir']}/schedule.json " \
-           f"{trial.user_attrs['command']}" in shown
+           f"LRSEARCH_SEED={trial.user_attrs['seed']} {trial.user_attrs['command']}" in shown
 
     lr_used = []
     for round_, iteration in enumerate(range(50, 401, 50), start=1):

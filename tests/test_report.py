@@ -127,6 +127,7 @@ def test_best_prints_schedule_dice_and_model(storage, study, capsys):
     assert data["trial"] == best.number and data["value"] == best.value
     assert data["schedule"] == best.user_attrs["schedule"]
     assert data["model_dir"] == f"{best.user_attrs['run_dir']}/model"
+    assert data["seed"] == best.user_attrs["seed"]
     assert data["checkpoint"] is None
 
 

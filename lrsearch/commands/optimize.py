@@ -34,7 +34,8 @@ def configure(parser) -> None:
                         help="search space TOML (default: studies/default.toml, every family)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="stop starting trials after this many seconds")
-    parser.add_argument("--seed", type=int, default=None, help="sampler seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="sampler seed; each trial's training seed derives from it")
     parser.add_argument("--max-iter", type=int, default=None,
                         help="training iterations per trial (default: the space's, else the "
                              "config's max_iter)")

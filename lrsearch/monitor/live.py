@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from lrsearch.nifty.contract import SCHEDULE_ENV, SCHEDULE_FILE
+from lrsearch.nifty.contract import SCHEDULE_ENV, SCHEDULE_FILE, SEED_ENV
 
 if TYPE_CHECKING:
     import optuna
@@ -151,8 +151,9 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> s
     lines += [f"![{title}]({url})" for title, url in figure_urls]
     if info.command and info.run_dir:
         schedule = Path(info.run_dir) / SCHEDULE_FILE
+        seed = f"{SEED_ENV}={info.seed} " if info.seed is not None else ""
         command = (f"cd {shlex.quote(info.run_dir)} && "
-                   f"{SCHEDULE_ENV}={shlex.quote(str(schedule))} {info.command}")
+                   f"{SCHEDULE_ENV}={shlex.quote(str(schedule))} {seed}{info.command}")
         # Plain text, not code: the dashboard does not wrap code, and a long line would make
         # the whole note wider than the page.
         lines += [

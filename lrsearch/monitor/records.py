@@ -50,6 +50,7 @@ class TrialAttr:
     RETRY_OF: Final = "retry_of"  # number of the failed trial a retry re-runs
     ITERATIONS_TO_TARGET: Final = "iterations_to_target"  # first iteration reaching the target
     CHECKPOINT_ARTIFACT: Final = "checkpoint_artifact"  # the last checkpoint in the store
+    SEED: Final = "seed"  # the training seed; the same seed repeats the run (a retry keeps it)
 
 
 class StudyAttr:
@@ -92,6 +93,7 @@ class TrialInfo:
     stop_reason: str = ""
     run_dir: str | None = None
     command: str | None = None
+    seed: int | None = None  # the training seed (LRSEARCH_SEED) that repeats its run
 
     @property
     def last_dice(self) -> float | None:
@@ -153,6 +155,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         iterations = dice[-1][0] if dice else 0
     max_iter = attrs.get(TrialAttr.MAX_ITER)
     schedule = attrs.get(TrialAttr.SCHEDULE)
+    seed = attrs.get(TrialAttr.SEED)
     return TrialInfo(
         number=trial.number,
         state=_state_name(trial.state),
@@ -174,6 +177,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         stop_reason=str(attrs.get(TrialAttr.STOP_REASON) or ""),
         run_dir=attrs.get(TrialAttr.RUN_DIR),
         command=attrs.get(TrialAttr.COMMAND),
+        seed=seed if isinstance(seed, int) else None,
     )
 
 
@@ -233,6 +237,7 @@ def trial_summary(trial: TrialInfo, study: StudyInfo) -> dict[str, Any]:
         "model_dir": model_dir,
         "config": study.config,
         "command": trial.command,
+        "seed": trial.seed,
     }
 
 

@@ -3,9 +3,10 @@
 A trial (and a range test, and an exported run) is a folder holding NiftyNet's config, a
 schedule file and a console log; the parent starts ``python -m lrsearch.engines.child.main``
 with NiftyNet ``net_run`` argument lists, the child's environment naming the schedule file
-(``SCHEDULE_ENV``) and putting lrsearch, and nothing else, on its ``PYTHONPATH``. The child
-prints the console variables ``DICE_NAME`` and ``LR_NAME`` and saves checkpoints where NiftyNet
-does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines).
+(``SCHEDULE_ENV``), giving the training seed (``SEED_ENV``) and putting lrsearch, and nothing
+else, on its ``PYTHONPATH``. The child prints the console variables ``DICE_NAME`` and
+``LR_NAME`` and saves checkpoints where NiftyNet does (``<model>/models/model.ckpt-N.*``,
+announced by ``iter N saved:`` lines).
 
 Imported by the child as well (:mod:`lrsearch.engines.child`): standard library only, Python 3.7.
 """
@@ -23,6 +24,8 @@ APPLICATION = "lrsearch.engines.child.application.ScheduledSegmentationApplicati
 THEN = "--then"  # separates the NiftyNet runs one child makes (train, then inference)
 
 SCHEDULE_ENV = "LRSEARCH_SCHEDULE"  # path of the run's schedule file
+SEED_ENV = "LRSEARCH_SEED"  # the run's training seed (an integer); unset: NiftyNet's own randomness
+SEED_RANGE = 2 ** 31  # training seeds are in [0, SEED_RANGE): numpy takes < 2**32
 DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
 LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
 

@@ -22,7 +22,7 @@ from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import DataError
 from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.nifty import contract
-from lrsearch.nifty.contract import SCHEDULE_ENV
+from lrsearch.nifty.contract import SCHEDULE_ENV, SEED_ENV
 from lrsearch.run.studies import ResultError
 from lrsearch.search.schedules import Schedule, from_dict
 
@@ -157,7 +157,9 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     trained_with = str(attrs.get(TrialAttr.COMMAND) or "").split()
     runtime = Runtime(runtime, trained_with[0] if trained_with else sys.executable)
     command = runtime.command([contract.train_args(target)])
+    environment = [(SCHEDULE_ENV, str(schedule_path))]
+    if isinstance(attrs.get("seed"), int):  # the trial's training seed: the same run again
+        environment.append((SEED_ENV, str(attrs["seed"])))
     return Export(trial=number, config=target, schedule=schedule_path, model_dir=model_dir,
                   max_iter=iterations, command=tuple(command),
-                  environment=((SCHEDULE_ENV, str(schedule_path)),
-                               ("PYTHONPATH", runtime.pythonpath)))
+                  environment=(*environment, ("PYTHONPATH", runtime.pythonpath)))

@@ -105,6 +105,7 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
         runtime=runtime,
         objective=objective_name,
         checkpoint_store=_checkpoint_store(o.checkpoint_store),
+        seed=o.seed,
     )
     return StudyPlan(name, o.storage_url, space, context, o.trials, o.timeout, o.seed,
                      o.slots or make_slots(), o.heartbeat, o.lr_bounds, o.max_failures)

@@ -9,8 +9,10 @@ inference on the validation subjects' whole volumes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -31,7 +33,7 @@ from lrsearch.monitor.records import TrialAttr
 from lrsearch.nifty import contract
 from lrsearch.nifty.config import NiftyNetConfig
 from lrsearch.nifty.console import FailureTail, ValidationRounds, parse_line
-from lrsearch.nifty.contract import DICE_NAME, LR_NAME, SCHEDULE_ENV
+from lrsearch.nifty.contract import DICE_NAME, LR_NAME, SCHEDULE_ENV, SEED_ENV, SEED_RANGE
 from lrsearch.nifty.dataset import Dataset, write_file_lists
 from lrsearch.nifty.metrics import read_inferred, volume_dice
 from lrsearch.run import checkpoints, owners
@@ -83,6 +85,7 @@ class TrialContext:
     objective: str = "final_dice"  # see lrsearch.search.objectives
     checkpoint_store: Path | None = None  # artifact store for checkpoints (run/checkpoints.py)
     owner: owners.Owner | None = None  # the study, recorded in each trial folder it writes
+    seed: int | None = None  # the study's sampler seed (--seed): trials' seeds derive from it
 
     def trial_dir(self, number: int) -> Path:
         return self.runs_dir / f"trial-{number:04d}"
@@ -139,6 +142,27 @@ def find_resume(trial: optuna.Trial, ctx: TrialContext | None = None) -> Resume 
     reported = _frozen(trial).intermediate_values
     history = tuple(reported[step] for step in sorted(reported) if step <= iteration)
     return Resume(directory, iteration, history)
+
+
+def training_seed(trial: optuna.Trial, study_seed: int | None = None) -> int:
+    """The seed the trial trains with (NiftyNet's windows, shuffles and initial weights),
+    stored as its ``seed`` attribute so that the run can be repeated.
+
+    A seed the trial already holds is kept: a retry inherits its original's (it resumes the
+    same run), and a caller may set one. Otherwise it derives from the study's sampler seed and
+    the trial number, so a study run again with the same ``--seed`` trains the same runs; with
+    no ``--seed`` it is random.
+    """
+    seed = trial.user_attrs.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_RANGE:
+        return seed
+    if study_seed is None:
+        seed = secrets.randbelow(SEED_RANGE)
+    else:
+        digest = hashlib.sha256(f"{study_seed}:{trial.number}".encode()).digest()
+        seed = int.from_bytes(digest[:8], "big") % SEED_RANGE
+    trial.set_user_attr("seed", seed)
+    return seed
 
 
 def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
@@ -227,6 +251,7 @@ def run_trial(
     (CUDA_VISIBLE_DEVICES and NiftyNet's cuda_devices/num_gpus).
     """
     number = trial.number
+    seed = training_seed(trial, ctx.seed)
     resume = find_resume(trial, ctx)
     config_path, schedule_path, infer_split = write_trial_files(ctx, number, setup, resume, gpu)
     directory = config_path.parent
@@ -240,7 +265,7 @@ def run_trial(
         live.started()
 
     started = time.monotonic()
-    env = {SCHEDULE_ENV: str(schedule_path)}
+    env = {SCHEDULE_ENV: str(schedule_path), SEED_ENV: str(seed)}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     child = ChildProcess(

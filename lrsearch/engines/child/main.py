@@ -5,15 +5,20 @@
 
 On TensorFlow 2 the compatibility layer is installed first; on TensorFlow 1.15 NiftyNet runs as
 released. Chaining runs with ``--then`` saves a second TensorFlow import and process start (the
-final evaluation of a trial is an inference run right after training). Python 3.7-compatible.
+final evaluation of a trial is an inference run right after training). With ``LRSEARCH_SEED``
+set, every run starts from that seed (:mod:`lrsearch.engines.child.seeding`).
+Python 3.7-compatible.
 """
 
+import os
 import sys
 
-from lrsearch.nifty.contract import split_runs
+from lrsearch.engines.child.seeding import parse_seed, seed_run
+from lrsearch.nifty.contract import SEED_ENV, split_runs
 
 
 def main(argv=None):
+    seed = parse_seed(os.environ.get(SEED_ENV))
     import tensorflow
 
     if not tensorflow.__version__.startswith("1."):
@@ -27,6 +32,8 @@ def main(argv=None):
     program = sys.argv[0]
     status = 0
     for run in split_runs(argv):
+        if seed is not None:
+            seed_run(seed)
         tf.reset_default_graph()
         sys.argv = [program] + run
         status = niftynet.main() or 0
