@@ -17,6 +17,10 @@ def configure(parser) -> None:
     add_study_argument(parser)
     add_storage_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--payoff", action="store_true",
+                        help="segment the validation subjects with every checkpoint of your "
+                             "config's trial and the best (if not done yet) to time the "
+                             "speed-up; prints what it cost")
 
 
 def latest_checkpoint(model_dir: Path) -> Path | None:
@@ -36,6 +40,10 @@ def run(args) -> int:
     from lrsearch.run.studies import ResultError, load_study
 
     study = load_study(storage_url(args), args.study)
+    if args.payoff:
+        from lrsearch.run.payoff import compute
+
+        compute(study, message=None if args.json else print)
     info = study_info(study)
     best = info.best(1)
     if not best:
@@ -45,6 +53,8 @@ def run(args) -> int:
     summary = trial_summary(trial, info)
     checkpoint = latest_checkpoint(Path(summary["model_dir"])) if summary["model_dir"] else None
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
+    payoff = info.payoff()
+    summary.update(payoff.to_json() if payoff else {"baseline": None, "vs_baseline": None})
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -58,6 +68,7 @@ def run(args) -> int:
     speed = (f", {trial.wall_seconds:,.0f} s" if trial.wall_seconds is not None else "") + \
         (f", {trial.iterations_per_second:.2f} it/s" if trial.iterations_per_second else "")
     print(f"  training   {trial.optimiser or '?'}, {trial.iterations} iterations{speed}")
+    print(f"  {payoff.line() if payoff else 'vs your config: no complete trial of your config'}")
     if summary["model_dir"]:
         where = (f" (checkpoint {checkpoint.name})" if checkpoint else
                  " (not on this machine)" if not Path(summary["model_dir"]).is_dir() else "")
