@@ -56,6 +56,7 @@ def test_reached_at_the_first_checkpoint_is_too_sparse_to_time():
     assert result.status == payoff.TOO_SPARSE
     assert result.iterations is None
     assert "already at its first checkpoint (iteration 50)" in result.reason
+    assert "save_every_n < 50" in result.reason
 
 
 def test_best_is_the_baseline_has_no_speed_up():

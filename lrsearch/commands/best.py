@@ -33,6 +33,16 @@ def latest_checkpoint(model_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def _no_baseline(info) -> str:
+    """Why there is nothing to compare the best with."""
+    from lrsearch.search.payoff import CONFIG_BASELINE
+
+    own = next((t for t in info.trials if t.baseline == CONFIG_BASELINE), None)
+    if own is None:
+        return "vs your config: the study has no trial of your config (baseline = \"config\")"
+    return f"vs your config: its trial {own.number} is {own.state}, not complete"
+
+
 def run(args) -> int:
     import json
 
@@ -68,7 +78,7 @@ def run(args) -> int:
     speed = (f", {trial.wall_seconds:,.0f} s" if trial.wall_seconds is not None else "") + \
         (f", {trial.iterations_per_second:.2f} it/s" if trial.iterations_per_second else "")
     print(f"  training   {trial.optimiser or '?'}, {trial.iterations} iterations{speed}")
-    print(f"  {payoff.line() if payoff else 'vs your config: no complete trial of your config'}")
+    print(f"  {payoff.line() if payoff else _no_baseline(info)}")
     if summary["model_dir"]:
         where = (f" (checkpoint {checkpoint.name})" if checkpoint else
                  " (not on this machine)" if not Path(summary["model_dir"]).is_dir() else "")

@@ -73,17 +73,14 @@ def checkpoint_curve(ctx: TrialContext, trial: optuna.trial.FrozenTrial
         (final, trial.user_attrs["final_dice"])]
 
 
-def _measure(study: optuna.Study, ctx: TrialContext, number: int) -> float:
-    """Segments trial ``number``'s checkpoints unless stored; the seconds it took now."""
-    key = checkpoint_dice_key(number)
-    if key in study.user_attrs:
-        return 0.0
+def _measure(study: optuna.Study, ctx: TrialContext, number: int) -> None:
+    """Segments trial ``number``'s checkpoints; stores their Dice and what it cost."""
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     started = time.monotonic()
     curve = dict(checkpoint_curve(ctx, trial))
     seconds = round(time.monotonic() - started, 1)
-    study.set_user_attr(key, {"dice": curve_to_json(curve), "seconds": seconds})
-    return seconds
+    study.set_user_attr(checkpoint_dice_key(number), {"dice": curve_to_json(curve),
+                                                      "seconds": seconds})
 
 
 def compute(study: optuna.Study, ctx: TrialContext | None = None,
@@ -99,15 +96,19 @@ def compute(study: optuna.Study, ctx: TrialContext | None = None,
             return None
         done = study.user_attrs.get(PAYOFF_ATTR)
         wanted = {"baseline_trial": payoff.baseline_trial, "best_trial": payoff.best_trial}
-        if isinstance(done, dict) and {k: done.get(k) for k in wanted} == wanted:
+        numbers = set(wanted.values()) if payoff.best_trial != payoff.baseline_trial else set()
+        missing = [n for n in sorted(numbers) if n not in info.checkpoint_dice]
+        if not missing and isinstance(done, dict) and \
+                {k: done.get(k) for k in wanted} == wanted:
             return payoff
-        if payoff.best_trial != payoff.baseline_trial:
+        if missing:
             ctx = ctx or context_of(study)
             if message is not None:
-                message(f"Segmenting the validation subjects with every checkpoint of trials "
-                        f"{payoff.baseline_trial} (your config) and {payoff.best_trial} (the "
-                        f"best) ...")
-            for number in (payoff.baseline_trial, payoff.best_trial):
+                names = {payoff.baseline_trial: "your config", payoff.best_trial: "the best"}
+                which = " and ".join(f"trial {n} ({names[n]})" for n in missing)
+                message(f"Segmenting the validation subjects with every checkpoint of {which} "
+                        f"to time the speed-up vs your config ...")
+            for number in missing:
                 _measure(study, ctx, number)
         study.set_user_attr(PAYOFF_ATTR, wanted)
         return study_info(study).payoff()

@@ -131,6 +131,7 @@ def compare(baseline_trial: int, baseline_dice: float, best_trial: int, best_dic
     if reached == points[0][0]:
         return Payoff(**common, status=TOO_SPARSE, reason=(
             f"reaches {baseline_dice:.3f} already at its first checkpoint (iteration {reached})"
-            f", so anywhere up to there; {fix}"))
+            f", so anywhere up to there; save more often ([TRAINING] save_every_n < {reached}) "
+            f"to time it"))
     return Payoff(**common, status=MEASURED, iterations=reached,
                   reason=f"reaches {baseline_dice:.3f} at iteration {reached}")
