@@ -79,3 +79,28 @@ def test_stored_curves_round_trip_through_json_string_keys():
     assert list(stored) == ["50", "100"]
     assert curve_from_json(stored) == {50: 0.5, 100: 0.81235}
     assert curve_from_json({"x": 1}) is None and curve_from_json(None) is None
+
+
+def test_the_read_model_finds_the_baseline_and_the_stored_checkpoint_dice(tmp_path):
+    """A real SQLite study with what trials and the payoff store (no training)."""
+    import optuna
+
+    from lrsearch.monitor.records import study_info
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", direction="maximize")
+    study.set_user_attr("max_iter", MAX_ITER)
+    for dice, attrs in [(0.70, {}), (BASELINE, {"baseline": "config"}), (0.827, {})]:
+        trial = study.ask()
+        for key, value in {"final_dice": dice, **attrs}.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, dice)
+    info = study_info(study)
+    assert info.config_baseline().number == 1
+    assert info.payoff().status == payoff.NOT_COMPUTED
+    study.set_user_attr("checkpoint_dice.1", {"dice": {"50": 0.5}, "seconds": 10.0})
+    study.set_user_attr("checkpoint_dice.2", {"dice": curve_to_json(
+        {50: 0.6, 100: 0.79, 150: 0.8, 200: 0.827}), "seconds": 12.5})
+    result = study_info(study).payoff()
+    assert (result.baseline_trial, result.best_trial) == (1, 2)
+    assert result.status == payoff.MEASURED and result.iterations == 100
+    assert result.seconds == pytest.approx(22.5)  # both trials' checkpoints

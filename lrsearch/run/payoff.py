@@ -123,7 +123,7 @@ def after_study(study: optuna.Study, ctx: TrialContext, message: Callable[[str],
 
     try:
         payoff = compute(study, ctx, message)
-    except LRSearchError as error:
+    except (LRSearchError, OSError) as error:  # e.g. a run folder on another node
         message(f"warning: speed-up vs your config not measured: {error}")
         return None
     if payoff is not None:
