@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
@@ -48,15 +47,15 @@ import optuna
 from lrsearch.demo import ensure_demo_data
 from lrsearch.monitor.progress import QUIET, Progress
 from lrsearch.monitor.records import StudyAttr
-from lrsearch.nifty.config import load_config
-from lrsearch.nifty.contract import inference_args
 from lrsearch.paths import DEFAULT_SPACE, DEMO_CONFIG
 from lrsearch.run import range_test as run_range_test
 from lrsearch.run import study as run_study
 from lrsearch.run import workers
+from lrsearch.run.payoff import checkpoint_curve
 from lrsearch.run.plan import StudyOptions
-from lrsearch.run.trial import TrialContext, volume_scores
+from lrsearch.run.trial import TrialContext
 from lrsearch.search import range_test as search_range_test
+from lrsearch.search.payoff import first_reaching
 from lrsearch.search.space import load_space
 
 NIFTYNET_LR = 1e-3
@@ -116,50 +115,13 @@ def _iterations(study: optuna.Study) -> list[tuple[int, float]]:
     return out
 
 
-def _first_reaching(trial: optuna.trial.FrozenTrial, target: float) -> int | None:
-    return next((i for i, d in sorted(trial.intermediate_values.items()) if d >= target), None)
-
-
-def _checkpoint_dice(ctx: TrialContext, trial: optuna.trial.FrozenTrial, iteration: int
-                     ) -> float:
-    """Mean whole-volume Dice of the validation subjects, segmented by the trial's checkpoint of
-    ``iteration`` (NiftyNet's inference with inference_iter set; scored as trials are). The
-    segmentations stay in the run folder, so --work reads them back."""
-    directory = Path(trial.user_attrs["run_dir"])
-    seg_dir = directory / "model" / f"segmentation-{iteration}"
-    inferred = seg_dir / "inferred.csv"
-    if not inferred.is_file():
-        config_path = directory / f"inference-{iteration}.ini"
-        load_config(directory / "trial.ini").with_values({"INFERENCE": {
-            "inference_iter": iteration, "save_seg_dir": str(seg_dir)}}).write(config_path)
-        command = ctx.runtime.command([inference_args(config_path,
-                                                      directory / "inference_split.csv")])
-        with open(directory / f"inference-{iteration}.log", "w") as log:
-            subprocess.run(command, env=ctx.runtime.environment(), cwd=directory, check=True,
-                           stdout=log, stderr=subprocess.STDOUT)
-    scores = volume_scores(ctx, inferred)
-    return statistics.mean(scores[s] for s in trial.user_attrs["volume_dice"])
-
-
-def _checkpoint_curve(ctx: TrialContext, trial: optuna.trial.FrozenTrial
-                      ) -> list[tuple[int, float]]:
-    """(iteration, whole-volume Dice) at every checkpoint the trial saved; the last is the
-    trial's own final evaluation."""
-    models = Path(trial.user_attrs["run_dir"]) / "model" / "models"
-    saved = sorted(int(p.name[len("model.ckpt-"):-len(".index")])
-                   for p in models.glob("model.ckpt-*.index"))
-    final = trial.user_attrs["iterations"]
-    return [(i, _checkpoint_dice(ctx, trial, i)) for i in saved if i < final] + [
-        (final, trial.user_attrs["final_dice"])]
-
-
 def _reading(ctx: TrialContext, trial: optuna.trial.FrozenTrial, target: float,
              volume_target: float) -> dict:
     """When ``trial`` reaches (c)'s final validation Dice and its final whole-volume Dice."""
-    curve = _checkpoint_curve(ctx, trial)
+    curve = checkpoint_curve(ctx, trial)
     return {"text": trial.user_attrs.get("schedule_text"), "dice": trial.user_attrs["final_dice"],
-            "reached": _first_reaching(trial, target), "curve": curve,
-            "volume_reached": next((i for i, d in curve if d >= volume_target), None)}
+            "reached": first_reaching(trial.intermediate_values, target), "curve": curve,
+            "volume_reached": first_reaching(dict(curve), volume_target)}
 
 
 def _with_pruner(work: Path, kind: str) -> Path:
@@ -232,7 +194,7 @@ def one_seed(work: Path, seed: int, trials: int, max_iter: int, lr_find_iters: i
         "c": constant.value, "d": poly.value, "e": one_cycle.value,
         "e_steepest": one_cycle_steep.value, "lr_find": found.summary(),
         "target": target, "pruning_share": _spent(tpe) / _spent(rnd),
-        "readings": readings, "c_curve": _checkpoint_curve(ctx, constant),
+        "readings": readings, "c_curve": checkpoint_curve(ctx, constant),
     }
 
 

@@ -17,6 +17,10 @@ def configure(parser) -> None:
     add_study_argument(parser)
     add_storage_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--payoff", action="store_true",
+                        help="segment the validation subjects with every checkpoint of your "
+                             "config's trial and the best (if not done yet) to time the "
+                             "speed-up; prints what it cost")
 
 
 def latest_checkpoint(model_dir: Path) -> Path | None:
@@ -29,6 +33,16 @@ def latest_checkpoint(model_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def _no_baseline(info) -> str:
+    """Why there is nothing to compare the best with."""
+    from lrsearch.search.payoff import CONFIG_BASELINE
+
+    own = next((t for t in info.trials if t.baseline == CONFIG_BASELINE), None)
+    if own is None:
+        return "vs your config: the study has no trial of your config (baseline = \"config\")"
+    return f"vs your config: its trial {own.number} is {own.state}, not complete"
+
+
 def run(args) -> int:
     import json
 
@@ -36,6 +50,10 @@ def run(args) -> int:
     from lrsearch.run.studies import ResultError, load_study
 
     study = load_study(storage_url(args), args.study)
+    if args.payoff:
+        from lrsearch.run.payoff import compute
+
+        compute(study, message=None if args.json else print)
     info = study_info(study)
     best = info.best(1)
     if not best:
@@ -45,6 +63,8 @@ def run(args) -> int:
     summary = trial_summary(trial, info)
     checkpoint = latest_checkpoint(Path(summary["model_dir"])) if summary["model_dir"] else None
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
+    payoff = info.payoff()
+    summary.update(payoff.to_json() if payoff else {"baseline": None, "vs_baseline": None})
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -58,6 +78,7 @@ def run(args) -> int:
     speed = (f", {trial.wall_seconds:,.0f} s" if trial.wall_seconds is not None else "") + \
         (f", {trial.iterations_per_second:.2f} it/s" if trial.iterations_per_second else "")
     print(f"  training   {trial.optimiser or '?'}, {trial.iterations} iterations{speed}")
+    print(f"  {payoff.line() if payoff else _no_baseline(info)}")
     if summary["model_dir"]:
         where = (f" (checkpoint {checkpoint.name})" if checkpoint else
                  " (not on this machine)" if not Path(summary["model_dir"]).is_dir() else "")

@@ -187,6 +187,33 @@ def dice_figure(trial: TrialInfo) -> go.Figure:
     return fig
 
 
+def payoff_figure(info: StudyInfo) -> go.Figure | None:
+    """Whole-volume Dice by checkpoint of the config baseline and the best trial, with the
+    baseline's final Dice as the line the best one has to reach (None: not segmented yet)."""
+    import plotly.graph_objects as go
+
+    payoff = info.payoff()
+    if payoff is None or not any(n in info.checkpoint_dice
+                                 for n in (payoff.baseline_trial, payoff.best_trial)):
+        return None
+    fig = go.Figure(layout=_layout("Whole-volume Dice at every checkpoint: best vs your config",
+                                   "iteration", "Dice (whole volumes)", height=380))
+    for number, name, colour in ((payoff.baseline_trial, "your config", "#7f7f7f"),
+                                 (payoff.best_trial, "best", "#2ca02c")):
+        curve = info.checkpoint_dice.get(number, ({}, None))[0]
+        if curve:
+            x, y = zip(*sorted(curve.items()), strict=True)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{name} (trial "
+                                     f"{number})", line={"color": colour, "width": 2}))
+    fig.add_hline(y=payoff.baseline_dice, line={"color": "#7f7f7f", "dash": "dot"},
+                  annotation_text=f"your config's final Dice {payoff.baseline_dice:.3f}")
+    if payoff.iterations is not None:
+        fig.add_vline(x=payoff.iterations, line={"color": "#2ca02c", "dash": "dot"},
+                      annotation_text=f"reached at {payoff.iterations}")
+    _iteration_range(fig, payoff.max_iter)
+    return fig
+
+
 def top_lr_figure(info: StudyInfo, k: int = TOP_K) -> go.Figure:
     """The planned LR schedules of the ``k`` best complete trials, overlaid."""
     import plotly.graph_objects as go

@@ -139,8 +139,10 @@ def _markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", text)
 
 
-def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> str:
-    """The trial's note: schedule in words, state and why, figures, how to run it again."""
+def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = (),
+              vs_config: str = "") -> str:
+    """The trial's note: schedule in words, state and why, (the study's best trial) what it
+    gains over the user's config, figures, how to run it again."""
     lines = [
         f"### Trial {info.number}: {info.schedule_text or info.family}",
         "",
@@ -148,6 +150,8 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> s
         f"optimiser {info.optimiser or '?'}, {info.max_iter or '?'} iterations per trial",
         "",
     ]
+    if vs_config:
+        lines += [f"**Best trial** {_markdown(vs_config)}", ""]
     lines += [f"![{title}]({url})" for title, url in figure_urls]
     if info.command and info.run_dir:
         schedule = Path(info.run_dir) / SCHEDULE_FILE
@@ -166,17 +170,19 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> s
     return "\n".join(lines) + "\n"
 
 
-def rewrite_note(trial: optuna.Trial) -> None:
-    """Rewrites the note of a trial that another worker finished (its own worker was lost):
-    state and reason as stored, the figures as its worker last drew them. A retry inherits its
-    original's artifacts, so figures are not looked up by name but kept from the note."""
+def rewrite_note(trial: optuna.Trial, vs_config: str = "") -> None:
+    """Rewrites the note of a trial that another worker finished (its own worker was lost), or
+    of the study's best trial with its ``vs_config`` line: state and reason as stored, the
+    figures as its worker last drew them. A retry inherits its original's artifacts, so
+    figures are not looked up by name but kept from the note."""
     from optuna_dashboard import get_note, save_note
 
     from lrsearch.monitor.records import trial_info
 
     try:
         figures = re.findall(r"^!\[([^\]]*)\]\(([^)\s]*)\)$", get_note(trial), re.M)
-        save_note(trial, note_text(trial_info(trial.storage.get_trial(trial._trial_id)), figures))
+        save_note(trial, note_text(trial_info(trial.storage.get_trial(trial._trial_id)), figures,
+                                   vs_config))
     except Exception as error:  # noqa: BLE001 - the dashboard must never stop a worker
         log.warning("dashboard note of trial %d not rewritten (%s: %s)", trial.number,
                     type(error).__name__, error)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from lrsearch.search import payoff as payoff_maths
 from lrsearch.urls import redact
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class TrialAttr:
     ITERATIONS_TO_TARGET: Final = "iterations_to_target"  # first iteration reaching the target
     CHECKPOINT_ARTIFACT: Final = "checkpoint_artifact"  # the last checkpoint in the store
     SEED: Final = "seed"  # the training seed; the same seed repeats the run (a retry keeps it)
+    BASELINE: Final = "baseline"  # which baseline the trial is ("config", "poly", "one-cycle")
 
 
 class StudyAttr:
@@ -94,6 +96,8 @@ class TrialInfo:
     run_dir: str | None = None
     command: str | None = None
     seed: int | None = None  # the training seed (LRSEARCH_SEED) that repeats its run
+    final_dice: float | None = None  # whole-volume Dice of the final model
+    baseline: str | None = None  # which baseline the trial is ("config", ...), if one
 
     @property
     def last_dice(self) -> float | None:
@@ -113,6 +117,9 @@ class StudyInfo:
     trials: tuple[TrialInfo, ...]
     objective: str = "final_dice"
     lr_find: str | None = None  # the LR range test's summary (--lr-bounds auto)
+    # whole-volume Dice per checkpoint by trial number, and what segmenting them cost (s)
+    checkpoint_dice: dict[int, tuple[dict[int, float], float | None]] = field(
+        default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -127,6 +134,22 @@ class StudyInfo:
 
     def families(self) -> list[str]:
         return sorted({t.family for t in self.trials})
+
+    def config_baseline(self) -> TrialInfo | None:
+        """The complete trial that trained the user's config with its constant lr."""
+        return next((t for t in self.trials if t.state == "complete" and t.final_dice is not None
+                     and t.baseline == payoff_maths.CONFIG_BASELINE), None)
+
+    def payoff(self) -> payoff_maths.Payoff | None:
+        """The best trial against the ``config`` baseline (None without both, or max_iter)."""
+        baseline, best = self.config_baseline(), self.best(1)
+        if baseline is None or not best or best[0].final_dice is None or not self.max_iter:
+            return None
+        curve, seconds = self.checkpoint_dice.get(best[0].number, (None, None))
+        own = self.checkpoint_dice.get(baseline.number, (None, None))[1]
+        cost = None if seconds is None and own is None else (seconds or 0.0) + (own or 0.0)
+        return payoff_maths.compare(baseline.number, baseline.final_dice, best[0].number,
+                                    best[0].final_dice, self.max_iter, curve, cost)
 
 
 def _state_name(state) -> str:
@@ -178,6 +201,8 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         run_dir=attrs.get(TrialAttr.RUN_DIR),
         command=attrs.get(TrialAttr.COMMAND),
         seed=seed if isinstance(seed, int) else None,
+        final_dice=_number(attrs.get(TrialAttr.FINAL_DICE)),
+        baseline=attrs.get(TrialAttr.BASELINE),
     )
 
 
@@ -195,7 +220,29 @@ def study_info(study: optuna.Study,
         trials=tuple(trial_info(t) for t in trials),
         objective=str(attrs.get(StudyAttr.OBJECTIVE, "final_dice")),
         lr_find=_lr_find_summary(attrs.get(StudyAttr.LR_FIND)),
+        checkpoint_dice=_checkpoint_dice(attrs),
     )
+
+
+CHECKPOINT_DICE_PREFIX = "checkpoint_dice."  # study attribute per trial: checkpoint_dice.<n>
+PAYOFF_ATTR = "payoff"  # study attribute: checkpoints segmented for this best and baseline
+
+
+def checkpoint_dice_key(number: int) -> str:
+    """Study attribute of a trial's Dice per checkpoint: a finished trial's own attributes
+    can no longer be written (Optuna)."""
+    return f"{CHECKPOINT_DICE_PREFIX}{number}"
+
+
+def _checkpoint_dice(attrs: dict[str, Any]) -> dict[int, tuple[dict[int, float], float | None]]:
+    found = {}
+    for key, value in attrs.items():
+        if key.startswith(CHECKPOINT_DICE_PREFIX) and isinstance(value, dict):
+            curve = payoff_maths.curve_from_json(value.get("dice"))
+            if curve is not None and key[len(CHECKPOINT_DICE_PREFIX):].isdigit():
+                found[int(key[len(CHECKPOINT_DICE_PREFIX):])] = (curve,
+                                                                 _number(value.get("seconds")))
+    return found
 
 
 def _lr_find_summary(stored: Any) -> str | None:
@@ -238,6 +285,7 @@ def trial_summary(trial: TrialInfo, study: StudyInfo) -> dict[str, Any]:
         "config": study.config,
         "command": trial.command,
         "seed": trial.seed,
+        "final_dice": trial.final_dice,
     }
 
 

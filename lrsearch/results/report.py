@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lrsearch.monitor.figures import TOP_K, parameter_importances, study_figures
+from lrsearch.monitor.figures import TOP_K, parameter_importances, payoff_figure, study_figures
 from lrsearch.monitor.records import StudyInfo, pruning_savings, study_info
 
 if TYPE_CHECKING:
@@ -54,8 +54,39 @@ def _best_table(info: StudyInfo, k: int) -> str:
            f"{''.join(rows)}</tbody></table>"
 
 
-def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: int = TOP_K) -> str:
+def _plot(div_id: str, fig: go.Figure) -> str:
     import plotly.io as pio
+
+    body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                       validate=False, config={"displaylogo": False, "responsive": True})
+    return f"<div class=\"plot\">{body}</div>"
+
+
+def _payoff_panel(info: StudyInfo) -> str:
+    """The headline: what the best schedule gains over the user's config, at equal budget and
+    in iterations, with both trials' Dice at every checkpoint."""
+    payoff = info.payoff()
+    if payoff is None:
+        return ("<section id=\"vs-config\"><p>No complete trial of your config (the "
+                "<code>baseline = \"config\"</code> trial) to compare the best with.</p></section>")
+    figures = [f"<li>Δ Dice at equal budget ({payoff.max_iter} iterations): "
+               f"<b>{payoff.delta_dice:+.4f}</b> (best trial {payoff.best_trial} "
+               f"{payoff.best_dice:.4f}, your config trial {payoff.baseline_trial} "
+               f"{payoff.baseline_dice:.4f})</li>"]
+    if payoff.iterations is not None:
+        reach = (f"<b>{payoff.iterations}</b> iterations ({payoff.fraction:.0%} of the "
+                 f"budget)")
+    else:
+        reach = f"— {html.escape(payoff.reason)}"
+    figures.append(f"<li>iterations to your config's final Dice: {reach}</li>")
+    if payoff.seconds is not None:
+        figures.append(f"<li>checkpoints segmented in {payoff.seconds:,.0f} s</li>")
+    fig = payoff_figure(info)
+    return ("<section id=\"vs-config\"><h2>Best vs your config</h2>"
+            f"<ul>{''.join(figures)}</ul>{_plot('payoff', fig) if fig else ''}</section>")
+
+
+def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: int = TOP_K) -> str:
     import plotly.offline
 
     counts = info.counts()
@@ -76,16 +107,14 @@ def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: in
         f"<p class=\"meta\">{html.escape(info.storage)} · {len(info.trials)} trials "
         f"({summary or 'none'}) · {info.max_iter or '?'} iterations per trial · "
         f"generated {time.strftime('%Y-%m-%d %H:%M')}</p>",
+        _payoff_panel(info),
         f"<p>{best_text}. Pruning ran {savings.fraction_run:.0%} of the iterations a full run "
         f"of every finished trial would take; pruning saved {savings.fraction_pruned:.0%}.</p>",
     ]
     if info.lr_find:
         parts.append(f"<p id=\"lr-find\">{html.escape(info.lr_find)}; base_lr was searched "
                      f"in that range (--lr-bounds auto).</p>")
-    for div_id, fig in figures:
-        body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
-                           validate=False, config={"displaylogo": False, "responsive": True})
-        parts.append(f"<div class=\"plot\">{body}</div>")
+    parts += [_plot(div_id, fig) for div_id, fig in figures]
     parts += [f"<h2>Best {min(k, counts['complete'])} trials</h2>", _best_table(info, k),
               "</body></html>"]
     return "\n".join(parts)

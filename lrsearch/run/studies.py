@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from lrsearch.errors import LRSearchError
 from lrsearch.monitor.records import STATES, StudyAttr, _state_name
 from lrsearch.run.storage import open_storage
+from lrsearch.search.payoff import is_config_baseline
 from lrsearch.urls import redact
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class StudyStatus:
     counts: dict[str, int]  # trials by state (STATES)
     best: tuple[int, float] | None  # (trial number, objective)
     max_iter: int | None
+    vs_config: float | None = None  # the best trial's final Dice minus the config baseline's
 
 
 def storage_status(storage) -> list[StudyStatus]:
@@ -79,15 +81,21 @@ def storage_status(storage) -> list[StudyStatus]:
     for study in sorted(storage.get_all_studies(), key=lambda s: s.study_name):
         counts = dict.fromkeys(STATES, 0)
         best = None
+        final_dice, baseline = {}, None  # final Dice by trial number; the config baseline's
         maximize = study.direction.name == "MAXIMIZE" if len(study.directions) == 1 else True
         study_id = storage.get_study_id_from_name(study.study_name)
         for trial in storage.get_all_trials(study_id, deepcopy=False):
             counts[_state_name(trial.state)] += 1
             if trial.state.name == "COMPLETE" and trial.values and len(trial.values) == 1:
+                final_dice[trial.number] = trial.user_attrs.get("final_dice")
+                if baseline is None and is_config_baseline(trial.user_attrs):
+                    baseline = trial.number
                 value = trial.values[0]
                 if best is None or (value > best[1] if maximize else value < best[1]):
                     best = (trial.number, value)
         max_iter = study.user_attrs.get(StudyAttr.MAX_ITER)
+        ends = (final_dice.get(best[0]), final_dice.get(baseline)) if best else (None, None)
+        vs_config = ends[0] - ends[1] if None not in ends else None
         statuses.append(StudyStatus(study.study_name, counts, best,
-                                    max_iter if isinstance(max_iter, int) else None))
+                                    max_iter if isinstance(max_iter, int) else None, vs_config))
     return statuses

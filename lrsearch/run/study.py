@@ -21,7 +21,7 @@ from lrsearch.monitor.progress import Progress
 from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
-from lrsearch.run import owners
+from lrsearch.run import owners, payoff
 from lrsearch.run.plan import StudyOptions, StudyPlan, make_slots
 from lrsearch.run.range_test import run_range_test
 from lrsearch.run.storage import (
@@ -232,9 +232,12 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
     Workers(study, plan, progress).run()
-    counts, _, _ = _budget(study)
+    counts, running, waiting = _budget(study)
     if counts["failed"] and not counts["complete"]:
         raise StudyFailed(_none_completed(study, counts))
+    if sum(counts.values()) >= plan.trials and not running and not waiting:
+        # the study holds its budget: time the best trial against the user's config, once
+        payoff.after_study(study, plan.context, progress.message)
     return study
 
 
