@@ -50,7 +50,10 @@ def run(args) -> int:
         return 0
     counts = info.counts()
     print(f"Best of study '{info.name}' ({len(info.trials)} trials, {counts['complete']} "
-          f"complete): trial {trial.number}")
+          f"complete): trial {trial.number}{f' ({trial.label})' if trial.label else ''}")
+    payoff = info.payoff()
+    if payoff:
+        print(f"  {payoff}")
     window = (f"; last validation window {trial.last_window_dice:.4f}"
               if trial.last_window_dice is not None else "")
     print(f"  Dice       {trial.value:.4f} (whole volumes of the validation subjects){window}")

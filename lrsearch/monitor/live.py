@@ -142,12 +142,18 @@ def _markdown(text: str) -> str:
 def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = ()) -> str:
     """The trial's note: schedule in words, state and why, figures, how to run it again."""
     lines = [
-        f"### Trial {info.number}: {info.schedule_text or info.family}",
+        f"### Trial {info.number}{f' ({info.label})' if info.label else ''}: "
+        f"{info.schedule_text or info.family}",
         "",
         f"{_status(info)}  ",
         f"optimiser {info.optimiser or '?'}, {info.max_iter or '?'} iterations per trial",
         "",
     ]
+    if info.baseline == "config":
+        lines[-1:-1] = ["", "Your config as written (its constant lr and optimiser): the "
+                            "baseline every searched schedule is measured against; never pruned."]
+    elif info.baseline:
+        lines[-1:-1] = ["", f"A reference schedule ({info.label}), not sampled; never pruned."]
     lines += [f"![{title}]({url})" for title, url in figure_urls]
     if info.command and info.run_dir:
         schedule = Path(info.run_dir) / SCHEDULE_FILE

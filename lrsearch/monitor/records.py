@@ -40,6 +40,14 @@ class TrialInfo:
     stop_reason: str = ""
     run_dir: str | None = None
     command: str | None = None
+    baseline: str | None = None  # the baseline it ran ("config", ...); None: a searched trial
+
+    @property
+    def label(self) -> str:
+        """How people see a baseline ("your config"); "" for a searched trial."""
+        from lrsearch.search.baselines import label
+
+        return label(self.baseline) if self.baseline else ""
 
     @property
     def last_dice(self) -> float | None:
@@ -73,6 +81,25 @@ class StudyInfo:
 
     def families(self) -> list[str]:
         return sorted({t.family for t in self.trials})
+
+    def payoff(self) -> str | None:
+        """The best trial against the user's config, in words; None without a complete config
+        baseline. Baselines rank like any trial, so the config may be the best."""
+        best = self.best(1)
+        config = [t for t in self.trials if t.baseline == "config" and t.state == "complete"
+                  and t.value is not None]
+        if not best or not config:
+            return None
+        mine, top = max(config, key=lambda t: t.value), best[0]
+        score = "Dice" if self.objective == "final_dice" else self.objective
+        if top.baseline == "config":
+            searched = sum(t.state == "complete" and not t.baseline for t in self.trials)
+            beaten = (f"none of the {searched} searched schedules that completed beat it"
+                      if searched else "no searched schedule has completed yet")
+            return (f"the best is your config: trial {top.number}, {score} {top.value:.4f} "
+                    f"({top.schedule_text}); {beaten}")
+        return (f"trial {top.number}{f' ({top.label})' if top.label else ''} beats your config "
+                f"(trial {mine.number}, {score} {mine.value:.4f}) by {top.value - mine.value:+.4f}")
 
 
 def _state_name(state) -> str:
@@ -121,6 +148,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         stop_reason=str(attrs.get("stop_reason") or ""),
         run_dir=attrs.get("run_dir"),
         command=attrs.get("command"),
+        baseline=attrs.get("baseline") if isinstance(attrs.get("baseline"), str) else None,
     )
 
 
@@ -163,6 +191,7 @@ def trial_summary(trial: TrialInfo, study: StudyInfo) -> dict[str, Any]:
         "study": study.name,
         "storage": study.storage,
         "trial": trial.number,
+        "baseline": trial.baseline,
         "state": trial.state,
         "value": trial.value,
         "objective": study.objective,
