@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
 
 import optuna
 import pytest
@@ -21,7 +22,7 @@ from lrsearch.nifty.config import load_config
 from lrsearch.results.report import render_html
 from lrsearch.run import study as run_study
 from lrsearch.run.plan import StudyOptions
-from lrsearch.run.workers import trial_setup
+from lrsearch.run.workers import _requeue, trial_setup
 from lrsearch.search.baselines import baseline_schedule, parse_baselines
 from lrsearch.search.range_test import RangeTest
 from lrsearch.search.schedules import Constant, OneCycle, Polynomial
@@ -59,6 +60,18 @@ def test_names_schedules_and_the_space_key():
                        ).baselines is None
     with pytest.raises(SpaceError, match=r"s.toml: \[study\] baselines: unknown baseline 'cfg'"):
         parse_space({"study": {**doc["study"], "baselines": ["cfg"]}}, "s.toml")
+
+
+def test_export_rescales_a_baseline_from_its_own_lr():
+    from lrsearch.results.export import rescaled_schedule
+
+    for name, trained in (("poly", Polynomial(3e-4, total_iters=20, power=0.9)),
+                          ("one-cycle", OneCycle(0.02, total_steps=20)),
+                          ("config", Constant(3e-4))):
+        trial = optuna.trial.create_trial(value=0.5, user_attrs={
+            "baseline": name, "schedule": trained.to_dict(), "max_iter": 20})
+        assert rescaled_schedule(trial, 40) == baseline_schedule(name, trained.base_lr, 40,
+                                                                  trained.base_lr)
 
 
 def test_progress_names_a_baseline_your_config():
@@ -125,6 +138,13 @@ def test_queued_once_in_order_and_continued_with_the_missing_ones(tmp_path):
         other, baselines=("config", "poly"))) == ["poly"]
     assert _baselines(study) == [(0, "config"), (1, "poly")]
     assert study.user_attrs["baselines"] == ["config", "poly"]
+    # poly's worker is stopped: its retry is the same baseline, and none is queued besides
+    trial = study.ask()
+    _requeue(study, trial, "interrupted; the worker was stopped (re-queued)")
+    assert run_study.enqueue_baselines(study, dataclasses.replace(
+        other, baselines=("config", "poly"))) == []
+    assert _baselines(study) == [(0, "config"), (1, "poly"), (2, "poly")]
+    assert study.get_trials()[2].state == TrialState.WAITING
 
     # baselines count toward --trials: one that no longer fits is left out, and said so
     said = []
@@ -134,6 +154,28 @@ def test_queued_once_in_order_and_continued_with_the_missing_ones(tmp_path):
     assert said[-1] == ("Baseline poly not queued: --trials 1 leaves no room (baselines count "
                         "toward it); raise --trials to run it.")
     assert study.user_attrs["baselines"] == ["config"]
+
+
+def test_workers_starting_together_queue_each_baseline_once(tmp_path):
+    """Four workers (each its own storage connection) open one new study at the same moment."""
+    storage = f"sqlite:///{tmp_path / 't.db'}"
+    plan = _plan(tmp_path, storage, "config,poly")
+    run_study.load_or_create(plan)
+    studies = [run_study.load_or_create(plan) for _ in range(4)]
+    start = threading.Barrier(len(studies))
+    queued: list[list[str]] = []
+
+    def worker(study):
+        start.wait()
+        queued.append(run_study.enqueue_baselines(study, plan))
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in studies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(queued) == [[], [], [], ["config", "poly"]]
+    assert _baselines(studies[0]) == [(0, "config"), (1, "poly")]
 
 
 def test_a_worker_builds_the_baseline_instead_of_sampling(tmp_path):
