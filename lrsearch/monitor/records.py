@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrsearch.search.baselines import label as baseline_label
 from lrsearch.urls import redact
 
 if TYPE_CHECKING:
@@ -45,9 +46,7 @@ class TrialInfo:
     @property
     def label(self) -> str:
         """How people see a baseline ("your config"); "" for a searched trial."""
-        from lrsearch.search.baselines import label
-
-        return label(self.baseline) if self.baseline else ""
+        return baseline_label(self.baseline) if self.baseline else ""
 
     @property
     def last_dice(self) -> float | None:

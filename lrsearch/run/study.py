@@ -253,9 +253,9 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     # --lr-bounds auto must not widen the search of the others.
     if plan.lr_bounds == "auto" or range_test.STUDY_ATTR in study.user_attrs:
         plan = narrow_to_range_test(study, plan, progress.message)
-    enqueue_baselines(study, plan, progress.message)
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
+    enqueue_baselines(study, plan, progress.message)
     Workers(study, plan, progress).run()
     counts, _, _ = _budget(study)
     if counts["failed"] and not counts["complete"]:
