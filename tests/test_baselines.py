@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from lrsearch import cli
 from lrsearch.errors import SpaceError
+from lrsearch.monitor.figures import history_figure, top_lr_figure
 from lrsearch.monitor.progress import Progress
 from lrsearch.monitor.records import study_info
 from lrsearch.nifty.config import load_config
@@ -239,6 +240,9 @@ def test_the_config_runs_as_written_and_is_never_pruned(tmp_path, capsys):
     page = render_html(info, [])
     assert "the best is your config: trial 1" in page
     assert "your config: constant, base lr 7e-4" in page
+    names = [trace.name for trace in history_figure(info).data]
+    assert f"your config (trial 1): {baseline.value:.4f}" in names
+    assert [t.name for t in top_lr_figure(info).data][0].startswith("#1 trial 1, your config")
     from optuna_dashboard import get_note
 
     note = get_note(optuna.trial.Trial(study, baseline._trial_id))
