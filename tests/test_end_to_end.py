@@ -52,6 +52,7 @@ def test_three_trial_study_on_niftynet(tmp_path, capsys):
         "--storage", storage, "--study", "e2e", "--trials", "3", "--seed", "1",
         "--max-iter", str(MAX_ITER),
         "--jobs", "1",  # trial 1 can only be pruned once trial 0 has completed
+        "--baselines", "none",  # every trial sampled or pinned (tests/test_baselines.py)
     ])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -161,7 +161,8 @@ def test_identical_failures_stop_the_worker_with_their_cause(window_too_large, c
     assert err[-1] == (f"lrsearch: error: 3 trials failed the same way: {WINDOW_CAUSE} (see "
                        f"{trials[-1].user_attrs['log_path']}); fix it and run the same "
                        "command again")
-    assert f"Trial 0 failed: {WINDOW_CAUSE} (see " in "\n".join(err)
+    # trial 0 is the config as written (a baseline), which fails the same way
+    assert f"Trial 0 (your config) failed: {WINDOW_CAUSE} (see " in "\n".join(err)
     print(f"3 failing trials and the stop in {elapsed:.1f} s")
 
 

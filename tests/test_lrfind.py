@@ -121,7 +121,7 @@ def test_optimize_with_auto_lr_bounds_and_dice_auc(tmp_path, monkeypatch, capsys
     storage = f"sqlite:///{tmp_path / 'auto.db'}"
     argv = ["optimize", "-c", str(config), "--space", str(TINY_SPACE), "--storage", storage,
             "--study", "auto", "--trials", "1", "--max-iter", "10", "--jobs", "1",
-            "--objective", "dice_auc", "--lr-bounds", "auto"]
+            "--objective", "dice_auc", "--lr-bounds", "auto", "--baselines", "none"]
     assert cli.main(argv) == 0, capsys.readouterr().err
     study = optuna.load_study(study_name="auto", storage=storage)
     stored = RangeTest.from_dict(study.user_attrs["lr_find"])
@@ -165,7 +165,8 @@ def test_concurrent_workers_share_one_range_test_and_later_workers_keep_its_boun
     def worker(trials: int, *extra: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "lrsearch.cli", "optimize", "-c", str(config),
                    "--space", str(TINY_SPACE), "--storage", storage, "--study", "shared",
-                   "--trials", str(trials), "--max-iter", "5", "--jobs", "1", *extra]
+                   "--trials", str(trials), "--max-iter", "5", "--jobs", "1",
+                   "--baselines", "none", *extra]
         return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
 

@@ -44,7 +44,7 @@ def study_db(tmp_path_factory):
     study = optuna.create_study(study_name="p", storage=url, direction="maximize")
     # the user's config trains at a hopeless rate; the other schedule learns
     study.enqueue_trial({"family": "constant", "base_lr": 1e-6, "optimiser": "adam"},
-                        user_attrs={payoff_maths.BASELINE_ATTR: payoff_maths.CONFIG_BASELINE})
+                        user_attrs={"baseline": "config"})
     args = ["optimize", "-c", str(config), "--space", str(space), "--storage", url,
             "--study", "p", "--seed", "0", "--jobs", "1", "-q"]
     assert cli.main([*args, "--trials", "1"]) == 0  # the baseline alone: it is the best

@@ -35,9 +35,9 @@ def latest_checkpoint(model_dir: Path) -> Path | None:
 
 def _no_baseline(info) -> str:
     """Why there is nothing to compare the best with."""
-    from lrsearch.search.payoff import CONFIG_BASELINE
+    from lrsearch.search.baselines import CONFIG
 
-    own = next((t for t in info.trials if t.baseline == CONFIG_BASELINE), None)
+    own = next((t for t in info.trials if t.baseline == CONFIG), None)
     if own is None:
         return "vs your config: the study has no trial of your config (baseline = \"config\")"
     return f"vs your config: its trial {own.number} is {own.state}, not complete"
@@ -70,7 +70,10 @@ def run(args) -> int:
         return 0
     counts = info.counts()
     print(f"Best of study '{info.name}' ({len(info.trials)} trials, {counts['complete']} "
-          f"complete): trial {trial.number}")
+          f"complete): trial {trial.number}{f' ({trial.label})' if trial.label else ''}")
+    verdict = info.verdict()
+    if verdict:
+        print(f"  {verdict}")
     window = (f"; last validation window {trial.last_window_dice:.4f}"
               if trial.last_window_dice is not None else "")
     print(f"  Dice       {trial.value:.4f} (whole volumes of the validation subjects){window}")

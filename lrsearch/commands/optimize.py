@@ -61,6 +61,14 @@ def configure(parser) -> None:
     parser.add_argument("--max-failures", type=int, default=None, metavar="K",
                         help="stop when K trials in a row failed the same way (default: 3; "
                              "0: never), with exit status 1")
+    parser.add_argument("--baselines", default=None, metavar="LIST",
+                        help="reference schedules run first as trials, comma-separated: "
+                             "config (your INI as written: constant lr, its optimiser), poly "
+                             "(nnU-Net's poly 0.9 at the INI's lr), one-cycle (peaking at the "
+                             "LR range test's steepest descent; needs --lr-bounds auto); none "
+                             "for no baseline. They count toward --trials, are never pruned "
+                             "and are queued once per study (default: the space's baselines, "
+                             "else config)")
     parser.add_argument("--lr-bounds", choices=("auto",), default=None,
                         help="auto: run the LR range test once per study and search base_lr "
                              "within its suggested range")
@@ -69,11 +77,19 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from lrsearch.demo import config_or_demo
+    from lrsearch.errors import ConfigError
     from lrsearch.monitor.progress import Progress
     from lrsearch.monitor.records import StudyAttr, TrialAttr
     from lrsearch.run import plan as run_plan
     from lrsearch.run import study as run_study
+    from lrsearch.search.baselines import parse_baselines
 
+    baselines = None
+    if args.baselines is not None:  # refused before the demo's data is written
+        try:
+            baselines = parse_baselines(args.baselines)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     options = run_plan.StudyOptions(
         config=config_or_demo(args.config, args.demo),
         space=args.space or DEFAULT_SPACE,
@@ -89,6 +105,7 @@ def run(args) -> int:
         slots=run_plan.make_slots(args.jobs, args.gpus),
         objective=args.objective,
         lr_bounds=args.lr_bounds,
+        baselines=baselines,
         checkpoint_store=args.checkpoint_store,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
         **({"max_failures": args.max_failures} if args.max_failures is not None else {}),
@@ -105,9 +122,14 @@ def run(args) -> int:
         except ValueError:
             print("No trial completed yet.")
         else:
+            from lrsearch.monitor.records import study_info
+
             objective = result.user_attrs.get(StudyAttr.OBJECTIVE, "final_dice")
             score = "Dice" if objective == "final_dice" else objective
             print(f"Best trial {best.number}: {score} {best.value:.4f}, "
                   f"{best.user_attrs.get(TrialAttr.SCHEDULE_TEXT, best.params)}")
+            verdict = study_info(result).verdict()
+            if verdict:
+                print(f"  {verdict[0].upper()}{verdict[1:]}")
             print(f"  model: {best.user_attrs.get(TrialAttr.RUN_DIR)}")
     return 0

@@ -229,7 +229,8 @@ def top_lr_figure(info: StudyInfo, k: int = TOP_K) -> go.Figure:
             continue
         x, y = zip(*trial.lr_curve, strict=True)
         fig.add_trace(go.Scatter(
-            x=x, y=y, mode="lines", name=f"#{rank} trial {trial.number} ({trial.value:.4f})",
+            x=x, y=y, mode="lines", name=f"#{rank} trial {trial.number}"
+            f"{', ' + trial.label if trial.label else ''} ({trial.value:.4f})",
             line={"color": colours[trial.family], "width": 3 if rank == 1 else 1.5,
                   "dash": "solid" if rank <= 3 else "dot"},
             hovertext=trial.schedule_text, hoverinfo="text+x+y"))
@@ -296,7 +297,9 @@ def history_figure(info: StudyInfo) -> go.Figure:
         colours = family_colours(info.families())
         fig.add_trace(go.Scatter(
             x=[t.number for t in complete], y=[t.value for t in complete], mode="markers",
-            name="complete trial", text=[t.schedule_text for t in complete],
+            name="complete trial",
+            text=[f"{t.label}: {t.schedule_text}" if t.label else t.schedule_text
+                  for t in complete],
             marker={"color": [colours[t.family] for t in complete], "size": 7},
             hoverinfo="text+x+y"))
         best, xs, ys = -math.inf, [], []
@@ -306,6 +309,12 @@ def history_figure(info: StudyInfo) -> go.Figure:
             ys.append(best)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="best so far",
                                  line={"color": "#d62728", "shape": "hv", "width": 2}))
+        for trial in (t for t in complete if t.baseline == "config"):
+            # what the search has to beat, across the whole history
+            fig.add_trace(go.Scatter(
+                x=[0, max(xs)], y=[trial.value] * 2, mode="lines",
+                name=f"your config (trial {trial.number}): {trial.value:.4f}",
+                line={"color": "#555555", "dash": "dash", "width": 1.5}))
     if pruned:
         fig.add_trace(go.Scatter(
             x=[t.number for t in pruned], y=[t.last_dice for t in pruned], mode="markers",

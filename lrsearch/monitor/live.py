@@ -144,12 +144,18 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = (),
     """The trial's note: schedule in words, state and why, (the study's best trial) what it
     gains over the user's config, figures, how to run it again."""
     lines = [
-        f"### Trial {info.number}: {info.schedule_text or info.family}",
+        f"### Trial {info.number}{f' ({info.label})' if info.label else ''}: "
+        f"{info.schedule_text or info.family}",
         "",
         f"{_status(info)}  ",
         f"optimiser {info.optimiser or '?'}, {info.max_iter or '?'} iterations per trial",
         "",
     ]
+    if info.baseline == "config":
+        lines[-1:-1] = ["", "Your config as written (its constant lr and optimiser): the "
+                            "baseline every searched schedule is measured against; never pruned."]
+    elif info.baseline:
+        lines[-1:-1] = ["", f"A reference schedule ({info.label}), not sampled; never pruned."]
     if vs_config:
         lines += [f"**Best trial** {_markdown(vs_config)}", ""]
     lines += [f"![{title}]({url})" for title, url in figure_urls]

@@ -24,6 +24,7 @@ class Progress:
         self.counts = {"complete": 0, "pruned": 0, "failed": 0}
         self.best: tuple[int, float] | None = None
         self.current: dict[int, dict[str, object]] = {}  # running trials by number
+        self.labels: dict[int, str] = {}  # baselines by number: "your config", ...
         self._lock = threading.RLock()  # trials of several slots report from their threads
         self._status_shown = False
         self._last_draw = 0.0
@@ -37,32 +38,46 @@ class Progress:
         self._print(f"Study '{name}' in {storage}: {done} of {self.total} trials finished"
                     + (f", best is trial {best[0]} with value: {best[1]:.4f}" if best else ""))
 
-    def trial_started(self, number: int, description: str) -> None:
+    def trial_started(self, number: int, description: str, label: str = "") -> None:
+        """``label``: a baseline's name for people ("your config"), shown with its number."""
         with self._lock:
             self.current[number] = {"number": number, "text": description, "iteration": 0,
                                     "dice": None}
+            if label:
+                self.labels[number] = label
         if self.verbosity >= VERBOSE or not self.live:
-            self._print(f"Trial {number} started: {description}")
+            self._print(f"{self._trial(number)} started: {description}")
         self._draw(force=True)
 
     def trial_finished(self, number: int, state: str, value: float | None, reason: str = "",
-                       params: dict | None = None) -> None:
+                       params: dict | None = None, label: str = "") -> None:
         with self._lock:
+            if label:
+                self.labels[number] = label
             self._finished(number, state, value, reason, params)
+
+    def _trial(self, number: int, word: str = "Trial") -> str:
+        """"Trial 3", or "Trial 0 (your config)" for a baseline."""
+        label = self.labels.get(number)
+        return f"{word} {number} ({label})" if label else f"{word} {number}"
 
     def _finished(self, number, state, value, reason, params) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
         improved = self.best is None or (value is not None and value > self.best[1])
         if state == "complete" and value is not None and improved:
             self.best = (number, value)
-        best = f" Best is trial {self.best[0]} with value: {self.best[1]:.4f}." if self.best else ""
+        best = (f" Best is {self._trial(self.best[0], 'trial')} with value: {self.best[1]:.4f}."
+                if self.best else "")
+        name = self._trial(number)
         if state == "complete":
-            self._print(f"Trial {number} finished with value: {value:.4f} and parameters: "
-                        f"{params or {}}.{best}")
+            # a baseline samples no parameters: its schedule says what it ran
+            shown = (f"schedule: {self.current.get(number, {}).get('text', '?')}"
+                     if number in self.labels else f"parameters: {params or {}}")
+            self._print(f"{name} finished with value: {value:.4f} and {shown}.{best}")
         elif state == "pruned":
-            self._print(f"Trial {number} pruned. {reason}")
+            self._print(f"{name} pruned. {reason}")
         else:
-            self._print(f"Trial {number} failed: {reason}")
+            self._print(f"{name} failed: {reason}")
         with self._lock:
             self.current.pop(number, None)
 
@@ -96,7 +111,8 @@ class Progress:
         done = c["complete"] + c["pruned"] + c["failed"]
         parts = [f"{done}/{self.total} trials ({c['complete']} complete, {c['pruned']} pruned, "
                  f"{c['failed']} failed)"]
-        parts.append(f"best Dice {self.best[1]:.4f} (trial {self.best[0]})" if self.best
+        parts.append(f"best Dice {self.best[1]:.4f} ({self._trial(self.best[0], 'trial')})"
+                     if self.best
                      else "best Dice -")
         with self._lock:
             running = [self.current[n] for n in sorted(self.current)]

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from lrsearch.search import baselines as baseline_names
 from lrsearch.search import payoff as payoff_maths
+from lrsearch.search.baselines import label as baseline_label
 from lrsearch.urls import redact
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ class TrialAttr:
     ITERATIONS_TO_TARGET: Final = "iterations_to_target"  # first iteration reaching the target
     CHECKPOINT_ARTIFACT: Final = "checkpoint_artifact"  # the last checkpoint in the store
     SEED: Final = "seed"  # the training seed; the same seed repeats the run (a retry keeps it)
-    BASELINE: Final = "baseline"  # which baseline the trial is ("config", "poly", "one-cycle")
+    BASELINE: Final = "baseline"  # which baseline the trial runs ("config", "poly", "one-cycle")
 
 
 class StudyAttr:
@@ -70,6 +72,9 @@ class StudyAttr:
     LR_FIND: Final = "lr_find"  # the LR range test's result (``RangeTest.to_dict()``)
     CHECKPOINT_STORE: Final = "checkpoint_store"  # the checkpoint artifact store's folder
     UID: Final = "study_uid"  # the study's identity across deletions (run-folder ownership)
+    BASELINES: Final = "baselines"  # names of the baselines ever queued, in order
+    PAYOFF: Final = "payoff"  # the best and baseline trials whose checkpoints were segmented
+    CHECKPOINT_DICE_PREFIX: Final = "checkpoint_dice."  # + trial number: Dice per checkpoint
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,11 @@ class TrialInfo:
     seed: int | None = None  # the training seed (LRSEARCH_SEED) that repeats its run
     final_dice: float | None = None  # whole-volume Dice of the final model
     baseline: str | None = None  # which baseline the trial is ("config", ...), if one
+
+    @property
+    def label(self) -> str:
+        """How people see a baseline ("your config"); "" for a searched trial."""
+        return baseline_label(self.baseline) if self.baseline else ""
 
     @property
     def last_dice(self) -> float | None:
@@ -138,7 +148,7 @@ class StudyInfo:
     def config_baseline(self) -> TrialInfo | None:
         """The complete trial that trained the user's config with its constant lr."""
         return next((t for t in self.trials if t.state == "complete" and t.final_dice is not None
-                     and t.baseline == payoff_maths.CONFIG_BASELINE), None)
+                     and t.baseline == baseline_names.CONFIG), None)
 
     def payoff(self) -> payoff_maths.Payoff | None:
         """The best trial against the ``config`` baseline (None without both, or max_iter)."""
@@ -150,6 +160,25 @@ class StudyInfo:
         cost = None if seconds is None and own is None else (seconds or 0.0) + (own or 0.0)
         return payoff_maths.compare(baseline.number, baseline.final_dice, best[0].number,
                                     best[0].final_dice, self.max_iter, curve, cost)
+
+    def verdict(self) -> str | None:
+        """The best trial against the user's config, in words; None without a complete config
+        baseline. Baselines rank like any trial, so the config may be the best."""
+        best = self.best(1)
+        config = [t for t in self.trials if t.baseline == "config" and t.state == "complete"
+                  and t.value is not None]
+        if not best or not config:
+            return None
+        mine, top = max(config, key=lambda t: t.value), best[0]
+        score = "Dice" if self.objective == "final_dice" else self.objective
+        if top.baseline == "config":
+            searched = sum(t.state == "complete" and not t.baseline for t in self.trials)
+            beaten = (f"none of the {searched} searched schedules that completed beat it"
+                      if searched else "no searched schedule has completed yet")
+            return (f"the best is your config: trial {top.number}, {score} {top.value:.4f} "
+                    f"({top.schedule_text}); {beaten}")
+        return (f"trial {top.number}{f' ({top.label})' if top.label else ''} beats your config "
+                f"(trial {mine.number}, {score} {mine.value:.4f}) by {top.value - mine.value:+.4f}")
 
 
 def _state_name(state) -> str:
@@ -179,6 +208,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
     max_iter = attrs.get(TrialAttr.MAX_ITER)
     schedule = attrs.get(TrialAttr.SCHEDULE)
     seed = attrs.get(TrialAttr.SEED)
+    baseline = attrs.get(TrialAttr.BASELINE)
     return TrialInfo(
         number=trial.number,
         state=_state_name(trial.state),
@@ -202,7 +232,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         command=attrs.get(TrialAttr.COMMAND),
         seed=seed if isinstance(seed, int) else None,
         final_dice=_number(attrs.get(TrialAttr.FINAL_DICE)),
-        baseline=attrs.get(TrialAttr.BASELINE),
+        baseline=baseline if isinstance(baseline, str) else None,
     )
 
 
@@ -224,23 +254,21 @@ def study_info(study: optuna.Study,
     )
 
 
-CHECKPOINT_DICE_PREFIX = "checkpoint_dice."  # study attribute per trial: checkpoint_dice.<n>
-PAYOFF_ATTR = "payoff"  # study attribute: checkpoints segmented for this best and baseline
 
 
 def checkpoint_dice_key(number: int) -> str:
     """Study attribute of a trial's Dice per checkpoint: a finished trial's own attributes
     can no longer be written (Optuna)."""
-    return f"{CHECKPOINT_DICE_PREFIX}{number}"
+    return f"{StudyAttr.CHECKPOINT_DICE_PREFIX}{number}"
 
 
 def _checkpoint_dice(attrs: dict[str, Any]) -> dict[int, tuple[dict[int, float], float | None]]:
     found = {}
     for key, value in attrs.items():
-        if key.startswith(CHECKPOINT_DICE_PREFIX) and isinstance(value, dict):
+        if key.startswith(StudyAttr.CHECKPOINT_DICE_PREFIX) and isinstance(value, dict):
             curve = payoff_maths.curve_from_json(value.get("dice"))
-            if curve is not None and key[len(CHECKPOINT_DICE_PREFIX):].isdigit():
-                found[int(key[len(CHECKPOINT_DICE_PREFIX):])] = (curve,
+            if curve is not None and key[len(StudyAttr.CHECKPOINT_DICE_PREFIX):].isdigit():
+                found[int(key[len(StudyAttr.CHECKPOINT_DICE_PREFIX):])] = (curve,
                                                                  _number(value.get("seconds")))
     return found
 
@@ -267,6 +295,7 @@ def trial_summary(trial: TrialInfo, study: StudyInfo) -> dict[str, Any]:
         "study": study.name,
         "storage": study.storage,
         "trial": trial.number,
+        "baseline": trial.baseline,
         "state": trial.state,
         "value": trial.value,
         "objective": study.objective,

@@ -77,6 +77,15 @@ def rescaled_schedule(trial: optuna.trial.FrozenTrial, max_iter: int) -> Schedul
         raise ResultError(f"--max-iter must be a positive integer, but got {max_iter!r}")
     stored = trial.user_attrs.get(TrialAttr.SCHEDULE)
     trained = trial.user_attrs.get(TrialAttr.MAX_ITER)
+    baseline = trial.user_attrs.get(TrialAttr.BASELINE)
+    if baseline and isinstance(stored, dict):  # not sampled: rebuilt from its own peak lr
+        from lrsearch.search.baselines import baseline_schedule
+
+        peak = stored.get("base_lr", stored.get("max_lr"))
+        try:
+            return baseline_schedule(baseline, peak, max_iter, peak)
+        except (TypeError, ValueError) as error:
+            raise ResultError(f"cannot rescale trial {trial.number}: {error}") from None
     space = _space_of(trial)
 
     def build(iterations: int) -> Schedule:

@@ -42,7 +42,8 @@ def _best_table(info: StudyInfo, k: int) -> str:
         window = f"{t.last_window_dice:.4f}" if t.last_window_dice is not None else "–"
         rows.append("<tr>" + "".join([
             _cell(rank, True), _cell(t.number, True), _cell(f"{t.value:.4f}", True),
-            _cell(window, True), _cell(t.family), _cell(t.schedule_text),
+            _cell(window, True), _cell(t.family),
+            _cell(f"{t.label}: {t.schedule_text}" if t.label else t.schedule_text),
             _cell(t.optimiser or "–"), _cell(f"{t.iterations:,}", True), _cell(wall, True),
         ]) + f"<td><code>{html.escape(t.run_dir or '–')}</code></td></tr>")
     if not rows:
@@ -96,6 +97,10 @@ def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: in
     score = "whole-volume Dice" if info.objective == "final_dice" else info.objective
     best_text = (f"best: trial {best[0].number}, {score} {best[0].value:.4f} "
                  f"({html.escape(best[0].schedule_text)})" if best else "no complete trial yet")
+    verdict = info.verdict()
+    if verdict:  # said plainly when the user's own config is the best
+        shown = f"<span id=\"payoff\">{html.escape(verdict)}</span>"
+        best_text = shown if best[0].baseline == "config" else f"{best_text}; {shown}"
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>lrsearch report: {html.escape(info.name)}</title>",

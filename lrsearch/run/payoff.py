@@ -22,7 +22,7 @@ import optuna
 
 from lrsearch.engines.runtime import get_runtime
 from lrsearch.errors import EngineError, LRSearchError
-from lrsearch.monitor.records import PAYOFF_ATTR, _storage_url, checkpoint_dice_key, study_info
+from lrsearch.monitor.records import StudyAttr, _storage_url, checkpoint_dice_key, study_info
 from lrsearch.nifty import contract
 from lrsearch.nifty.config import load_config
 from lrsearch.nifty.dataset import scan_data
@@ -94,7 +94,7 @@ def compute(study: optuna.Study, ctx: TrialContext | None = None,
         payoff, baseline = info.payoff(), info.config_baseline()
         if payoff is None or baseline is None:
             return None
-        done = study.user_attrs.get(PAYOFF_ATTR)
+        done = study.user_attrs.get(StudyAttr.PAYOFF)
         wanted = {"baseline_trial": payoff.baseline_trial, "best_trial": payoff.best_trial}
         numbers = set(wanted.values()) if payoff.best_trial != payoff.baseline_trial else set()
         missing = [n for n in sorted(numbers) if n not in info.checkpoint_dice]
@@ -110,7 +110,7 @@ def compute(study: optuna.Study, ctx: TrialContext | None = None,
                         f"to time the speed-up vs your config ...")
             for number in missing:
                 _measure(study, ctx, number)
-        study.set_user_attr(PAYOFF_ATTR, wanted)
+        study.set_user_attr(StudyAttr, wanted)
         return study_info(study).payoff()
 
 

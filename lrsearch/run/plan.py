@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class StudyOptions:
     lr_bounds: str | None = None  # "auto": base_lr within an LR range test's bounds
     checkpoint_store: Path | None = None  # an artifact store every node reaches
     max_failures: int = MAX_FAILURES  # stop after this many trials failed the same way
+    # reference schedules run as trials (lrsearch.search.baselines): "config,poly", "none" or
+    # a sequence of names; default: the space's, else "config"
+    baselines: str | Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class StudyPlan:
     heartbeat: float = HEARTBEAT_SECONDS
     lr_bounds: str | None = None  # "auto": base_lr narrowed by an LR range test (lrfind)
     max_failures: int = MAX_FAILURES  # stop after this many trials failed the same way (0: never)
+    baselines: tuple[str, ...] = ()  # run as trials first (lrsearch.run.baselines)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrsearch.errors import LRSearchError
-from lrsearch.monitor.records import STATES, StudyAttr, _state_name
+from lrsearch.monitor.records import STATES, StudyAttr, TrialAttr, _state_name
 from lrsearch.run.storage import open_storage
-from lrsearch.search.payoff import is_config_baseline
+from lrsearch.search.baselines import CONFIG
 from lrsearch.urls import redact
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def storage_status(storage) -> list[StudyStatus]:
             counts[_state_name(trial.state)] += 1
             if trial.state.name == "COMPLETE" and trial.values and len(trial.values) == 1:
                 final_dice[trial.number] = trial.user_attrs.get("final_dice")
-                if baseline is None and is_config_baseline(trial.user_attrs):
+                if baseline is None and trial.user_attrs.get(TrialAttr.BASELINE) == CONFIG:
                     baseline = trial.number
                 value = trial.values[0]
                 if best is None or (value > best[1] if maximize else value < best[1]):

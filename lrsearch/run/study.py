@@ -31,6 +31,7 @@ from lrsearch.run.storage import (
 )
 from lrsearch.run.trial import TrialContext
 from lrsearch.run.workers import Workers, _budget
+from lrsearch.search import baselines as baseline_names
 from lrsearch.search import range_test as range_maths
 from lrsearch.search.objectives import DIRECTION, parse_objective
 from lrsearch.search.space import load_space
@@ -64,6 +65,13 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
         raise ConfigError(f"--objective: {error}") from None
     if o.lr_bounds not in (None, "auto"):
         raise ConfigError(f"--lr-bounds takes 'auto', but got {o.lr_bounds!r}")
+    if o.baselines is not None:  # --baselines wins over the space's
+        try:
+            baselines = baseline_names.parse_baselines(o.baselines)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    else:
+        baselines = space.baselines if space.baselines is not None else baseline_names.DEFAULT
     cfg = config.load_config(config_path)
     for warning in cfg.warnings if report else ():
         report(f"warning: {warning}")
@@ -85,6 +93,7 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
         runtime = get_runtime(runtime or space.runtime, o.python, report)
     check_gpu_request(cfg, runtime)  # a GPU config must not silently train on the CPU
     storage = open_storage(o.storage_url)  # fail now, before anything is written
+    _check_range_test_baselines(baselines, o.lr_bounds, storage, name)
     # another study's runs folder is refused before its split is read or anything written
     owners.check_runs_dir(runs, _owner(storage, o.storage_url, name), storage,
                           fix=_runs_dir_fix(o.runs_dir))
@@ -108,7 +117,24 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
         seed=o.seed,
     )
     return StudyPlan(name, o.storage_url, space, context, o.trials, o.timeout, o.seed,
-                     o.slots or make_slots(), o.heartbeat, o.lr_bounds, o.max_failures)
+                     o.slots or make_slots(), o.heartbeat, o.lr_bounds, o.max_failures,
+                     baselines)
+
+
+def _check_range_test_baselines(baselines: tuple[str, ...], lr_bounds: str | None, storage,
+                                name: str) -> None:
+    """A baseline built from the LR range test (one-cycle) needs one: this run's
+    ``--lr-bounds auto`` or the one the study already holds."""
+    needs = [b for b in baselines if b in baseline_names.NEEDS_RANGE_TEST]
+    if not needs or lr_bounds == "auto":
+        return
+    try:
+        attrs = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:
+        attrs = {}
+    if StudyAttr.LR_FIND not in attrs:
+        raise ConfigError(f"--baselines {needs[0]} peaks at the LR range test's steepest "
+                          f"descent, but study '{name}' has no range test: add --lr-bounds auto")
 
 
 def _owner(storage, storage_url: str, name: str) -> owners.Owner:
@@ -231,6 +257,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
         plan = narrow_to_range_test(study, plan, progress.message)
     counts, _, _ = _budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
+    enqueue_baselines(study, plan, progress.message)
     Workers(study, plan, progress).run()
     counts, running, waiting = _budget(study)
     if counts["failed"] and not counts["complete"]:
@@ -249,6 +276,41 @@ def _none_completed(study: optuna.Study, counts: dict[str, int]) -> str:
     pruned = f" and {counts['pruned']} pruned" if counts["pruned"] else ""
     return (f"no trial of study '{study.study_name}' completed: {counts['failed']} failed"
             f"{pruned}; the last failure: {last}; fix it and run the same command again")
+
+
+
+
+def enqueue_baselines(study: optuna.Study, plan: StudyPlan,
+                      message: Callable[[str], None] = lambda text: None) -> list[str]:
+    """Queues the plan's baselines the study does not hold yet, ahead of searched trials;
+    the names queued.
+
+    Under the study lock, so workers starting together queue each one once. A baseline is
+    never queued twice: one that failed, or was re-queued, has its retry. Baselines count
+    toward --trials: those that no longer fit are left out and said so.
+    """
+    if not plan.baselines:
+        return []
+    with study_lock(plan.storage_url, plan.name):
+        recorded = list(study.user_attrs.get(StudyAttr.BASELINES, ()))
+        trials = study.get_trials(deepcopy=False)
+        held = set(recorded) | {t.user_attrs.get(TrialAttr.BASELINE) for t in trials}
+        missing = [name for name in plan.baselines if name not in held]
+        if not missing:
+            return []
+        counts, running, waiting = _budget(study)
+        room = max(0, plan.trials - sum(counts.values()) - running - waiting)
+        queued, left = missing[:room], missing[room:]
+        for name in queued:
+            study.enqueue_trial({}, user_attrs={TrialAttr.BASELINE: name})
+        if queued:
+            study.set_user_attr(StudyAttr.BASELINES, recorded + queued)
+    if queued:
+        message("Baselines first: " + ", ".join(baseline_names.label(n) for n in queued) + ".")
+    if left:
+        message(f"Baseline {', '.join(left)} not queued: --trials {plan.trials} leaves no room "
+                f"(baselines count toward it); raise --trials to run it.")
+    return queued
 
 
 def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:

@@ -284,7 +284,8 @@ def run_trial(
     if stopping is not None and stopping.is_set():  # the worker began stopping meanwhile
         child.stop()
     try:
-        stop_reason = _follow(trial, child, ctx, progress, observer, live)
+        stop_reason = _follow(trial, child, ctx, progress, observer, live,
+                              prunable=setup.baseline is None)
     except BaseException:
         child.stop()
         raise
@@ -335,8 +336,14 @@ def _score(trial, ctx: TrialContext, final_dice: float) -> float:
     return objective.score(final_dice, rounds, ctx.max_iter)
 
 
-def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
-    """Streams the child's console; returns why to stop it early, or None when it ran through."""
+def _follow(trial, child, ctx, progress, observer, live=None, prunable: bool = True
+            ) -> str | None:
+    """Streams the child's console; returns why to stop it early, or None when it ran through.
+
+    A baseline (``prunable`` False) is neither pruned nor stopped for a finite blow-up of its
+    loss (it may recover, and its final Dice is what it is there to show); a NaN or infinite
+    loss or Dice still stops it as diverged: nothing is left to score.
+    """
     rounds = ValidationRounds(DICE_NAME)
     number = trial.number
     for line in child.lines():
@@ -351,13 +358,14 @@ def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
             # Any other NiftyNet line after a validation round ends it (the last round is
             # followed by saving and inference, not by another iteration).
             completed = rounds.close() if "niftynet" in line else None
-            reason = completed and _report(trial, completed, progress, observer, live)
+            reason = completed and _report(trial, completed, progress, observer, live,
+                                           prunable)
             if reason:
                 return reason
             continue
         completed = rounds.feed(event)
         if completed is not None:
-            reason = _report(trial, completed, progress, observer, live)
+            reason = _report(trial, completed, progress, observer, live, prunable)
             if reason:
                 return reason
         if event.phase == "training":
@@ -373,12 +381,12 @@ def _follow(trial, child, ctx, progress, observer, live=None) -> str | None:
                 bad = ", ".join(f"{k}={v}" for k, v in event.values.items() if v != v or
                                 abs(v) == float("inf"))
                 return f"diverged at iteration {event.iteration}: {bad}"
-            blown_up = _blown_up(progress.loss, event)
+            blown_up = _blown_up(progress.loss, event) if prunable else None
             if blown_up:
                 return blown_up
     completed = rounds.close()
     if completed is not None:
-        return _report(trial, completed, progress, observer, live)
+        return _report(trial, completed, progress, observer, live, prunable)
     return None
 
 
@@ -417,7 +425,11 @@ def _discard_checkpoint(progress: _Progress) -> None:
             pass
 
 
-def _report(trial, completed: tuple[int, float], progress, observer, live=None) -> str | None:
+def _report(trial, completed: tuple[int, float], progress, observer, live=None,
+            prunable: bool = True) -> str | None:
+    """Reports a validation round to Optuna; why to stop the trial, if it must stop. A trial
+    that is not ``prunable`` (a baseline) reports like any other, so it ranks and the pruner
+    compares others with it, but its own pruner verdict is not asked."""
     iteration, dice = completed
     progress.rounds.append(completed)
     observer.trial_validation(trial.number, iteration, dice)
@@ -427,7 +439,7 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None) 
     trial.report(dice, step=iteration)
     if live is not None:
         live.validated(progress.lr_used)
-    if trial.should_prune():
+    if prunable and trial.should_prune():
         return f"pruned at iteration {iteration}: validation Dice {dice:.4f} {_why(trial)}"
     return None
 

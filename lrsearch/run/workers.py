@@ -21,13 +21,16 @@ from lrsearch.engines.process import stop_all
 from lrsearch.errors import StudyFailed
 from lrsearch.monitor.live import LiveTrial, rewrite_note
 from lrsearch.monitor.progress import Progress
-from lrsearch.monitor.records import TrialAttr
+from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.run.plan import Slot, StudyPlan
 from lrsearch.run.storage import (
     fail_stale_trials,
     study_lock,
 )
 from lrsearch.run.trial import TrialFailed, TrialInterrupted, run_trial
+from lrsearch.search.baselines import baseline_schedule
+from lrsearch.search.baselines import label as baseline_label
+from lrsearch.search.space import TrialSetup
 from lrsearch.urls import redact
 
 logger = logging.getLogger("lrsearch")
@@ -270,17 +273,32 @@ def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         callback(study, frozen)
 
 
+
+
+def trial_setup(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan) -> TrialSetup:
+    """What the trial trains with: its baseline's schedule, queued with the trial, or one
+    sampled from the space."""
+    name = trial.user_attrs.get(TrialAttr.BASELINE)
+    if name is None:
+        return plan.space.suggest(trial, plan.context.max_iter)
+    found = study.user_attrs.get(StudyAttr.LR_FIND) or {}
+    schedule = baseline_schedule(name, plan.context.config.lr, plan.context.max_iter,
+                                 found.get("steepest_lr"))
+    return TrialSetup(schedule, baseline=name)
+
+
 def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress: Progress,
              slot: Slot, stopping: threading.Event | None = None) -> TrialFailed | None:
     """Runs one trial and tells Optuna its outcome; why it failed, if it did."""
-    setup = plan.space.suggest(trial, plan.context.max_iter)
+    setup = trial_setup(study, trial, plan)
+    label = baseline_label(setup.baseline) if setup.baseline else ""
     retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get(FAILED_TRIAL)
     if retry_of is not None:
         trial.set_user_attr(TrialAttr.RETRY_OF, retry_of)
         trial.set_user_attr(TrialAttr.STOP_REASON, None)  # inherited from the original
     where = f" on GPU {slot.gpu}" if slot.gpu is not None else ""
     again = f" (retry of trial {retry_of})" if retry_of is not None else ""
-    progress.trial_started(trial.number, setup.schedule.describe() + again + where)
+    progress.trial_started(trial.number, setup.schedule.describe() + again + where, label)
     def iteration() -> int | None:
         return progress.current.get(trial.number, {}).get("iteration")
 
@@ -292,24 +310,25 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
                               stopping=stopping)
     except optuna.TrialPruned as pruned:
         study.tell(trial, state=TrialState.PRUNED)
-        progress.trial_finished(trial.number, "pruned", None, str(pruned))
+        progress.trial_finished(trial.number, "pruned", None, str(pruned), label=label)
     except TrialFailed as failed:
         trial.set_user_attr(TrialAttr.STOP_REASON, str(failed))
         study.tell(trial, state=TrialState.FAIL)
-        progress.trial_finished(trial.number, "failed", None, str(failed))
+        progress.trial_finished(trial.number, "failed", None, str(failed), label=label)
         return failed
     except (TrialInterrupted, KeyboardInterrupt) as stopped:
         reason = f"{stopped or 'interrupted'}; the worker was stopped (re-queued)"
         _requeue(study, trial, reason)
-        progress.trial_finished(trial.number, "failed", None, reason)
+        progress.trial_finished(trial.number, "failed", None, reason, label=label)
     except Exception as error:  # lrsearch's own failure: the trial must not stay "running"
         reason = f"lrsearch stopped: {type(error).__name__}: {error}"
         with contextlib.suppress(Exception):
             trial.set_user_attr(TrialAttr.STOP_REASON, reason)
             study.tell(trial, state=TrialState.FAIL)
-        progress.trial_finished(trial.number, "failed", None, reason)
+        progress.trial_finished(trial.number, "failed", None, reason, label=label)
         raise
     else:
         study.tell(trial, value)
-        progress.trial_finished(trial.number, "complete", value, params=trial.params)
+        progress.trial_finished(trial.number, "complete", value, params=trial.params,
+                                label=label)
     return None

@@ -20,16 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-BASELINE_ATTR = "baseline"  # trial user attribute naming the baseline a trial is
-CONFIG_BASELINE = "config"  # ... the user's config with its constant lr
 MIN_CHECKPOINTS = 4  # checkpoints within max_iter needed to resolve the speed-up
 
 MEASURED, NOT_REACHED, TOO_SPARSE, BEST_IS_BASELINE, NOT_COMPUTED = (
     "measured", "not_reached", "too_sparse", "best_is_baseline", "not_computed")
 
-
-def is_config_baseline(user_attrs: Mapping[str, Any]) -> bool:
-    return user_attrs.get(BASELINE_ATTR) == CONFIG_BASELINE
 
 
 def curve_from_json(value: Any) -> dict[int, float] | None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrsearch.errors import SpaceError
 from lrsearch.search import schedules
+from lrsearch.search.baselines import parse_baselines
 from lrsearch.search.objectives import OBJECTIVES, parse_objective
 
 if TYPE_CHECKING:
@@ -182,10 +183,13 @@ _BUILD: dict[str, Callable[[float, Mapping[str, Any], int], schedules.Schedule]]
 
 @dataclass(frozen=True)
 class TrialSetup:
-    """What a trial trains with. ``optimiser`` None: keep the one the NiftyNet config names."""
+    """What a trial trains with. ``optimiser`` None: keep the one the NiftyNet config names.
+    ``baseline``: the baseline's name (lrsearch.search.baselines) when the schedule was not
+    sampled; such a trial is never pruned."""
 
     schedule: schedules.Schedule
     optimiser: str | None = None
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,7 @@ class SearchSpace:
     max_iter: int | None = None  # iterations per trial; None: the NiftyNet config's max_iter
     runtime: str = "tf2"
     objective: str = "final_dice"
+    baselines: tuple[str, ...] | None = None  # lrsearch.search.baselines; None: not given
     # Pruning (see lrsearch.search.strategy.make_pruner): which rule, the share of a trial's
     # iterations during which it is never pruned (asha: its first rung), complete trials before any
     # pruning (median), the share of trials kept at each rung (asha: 1 / reduction_factor).
@@ -252,7 +257,8 @@ class SearchSpace:
 
 # --- loading -----------------------------------------------------------------------------------
 
-_STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective")
+_STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective",
+               "baselines")
 _PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor")
 PRUNERS = ("median", "asha", "none")
 
@@ -300,6 +306,15 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
         objective = parse_objective(study.get("objective", "final_dice")).name
     except ValueError as error:
         raise fail(f"[study] {error}") from None
+    baselines = study.get("baselines")
+    if baselines is not None:
+        if not isinstance(baselines, list):
+            raise fail(f"[study] baselines must be a list of names such as [\"config\", "
+                       f"\"poly\"] ([] for none), but got {baselines!r}")
+        try:
+            baselines = parse_baselines(baselines, "[study] baselines")
+        except ValueError as error:
+            raise fail(str(error)) from None
 
     pruner = doc.get("pruner", {})
     _check_keys(pruner, "pruner", _PRUNER_KEYS, (), fail)
@@ -329,7 +344,8 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
             ranges[f"{namespace}.{name}"] = _bounds(table[name], param, where, fail)
     return SearchSpace(families=families, base_lr=base_lr, ranges=ranges,
                        optimisers=optimisers, max_iter=max_iter, runtime=runtime,
-                       objective=objective, pruner=kind, pruner_startup_trials=startup,
+                       objective=objective, baselines=baselines, pruner=kind,
+                       pruner_startup_trials=startup,
                        pruner_warmup_fraction=float(warmup_fraction),
                        pruner_reduction_factor=factor)
 
