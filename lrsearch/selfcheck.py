@@ -100,7 +100,7 @@ def single_trial(config: Path, runtime: Runtime, runs_dir: Path, *, lr: float = 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     trial = study.ask()
     if seed is not None:
-        trial.set_user_attr("seed", seed)  # run_trial trains with a seed the trial holds
+        trial.set_user_attr(TrialAttr.SEED, seed)  # run_trial trains with a seed the trial holds
     try:
         value = run_trial(trial, plan.context, TrialSetup(Constant(base_lr=lr)),
                           observer or _Silent())

@@ -29,13 +29,14 @@ def test_stored_keys_are_the_ones_existing_studies_hold():
         "LAST_WINDOW_DICE": "last_window_dice",
         "RESUMED_FROM_ITERATION": "resumed_from_iteration", "RETRY_OF": "retry_of",
         "ITERATIONS_TO_TARGET": "iterations_to_target",
-        "CHECKPOINT_ARTIFACT": "checkpoint_artifact",
+        "CHECKPOINT_ARTIFACT": "checkpoint_artifact", "SEED": "seed", "BASELINE": "baseline",
     }
     assert _keys(StudyAttr) == {
         "CONFIG": "config", "MAX_ITER": "max_iter", "SPLIT_FILE": "split_file",
         "RUNS_DIR": "runs_dir", "OBJECTIVE": "objective",
         "VALIDATION_SUBJECTS": "validation_subjects", "LR_FIND": "lr_find",
-        "CHECKPOINT_STORE": "checkpoint_store", "UID": "study_uid",
+        "CHECKPOINT_STORE": "checkpoint_store", "UID": "study_uid", "BASELINES": "baselines",
+        "PAYOFF": "payoff", "CHECKPOINT_DICE_PREFIX": "checkpoint_dice.",
     }
 
 

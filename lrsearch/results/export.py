@@ -167,8 +167,8 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     runtime = Runtime(runtime, trained_with[0] if trained_with else sys.executable)
     command = runtime.command([contract.train_args(target)])
     environment = [(SCHEDULE_ENV, str(schedule_path))]
-    if isinstance(attrs.get("seed"), int):  # the trial's training seed: the same run again
-        environment.append((SEED_ENV, str(attrs["seed"])))
+    if isinstance(attrs.get(TrialAttr.SEED), int):  # the trial's training seed: the same run again
+        environment.append((SEED_ENV, str(attrs[TrialAttr.SEED])))
     return Export(trial=number, config=target, schedule=schedule_path, model_dir=model_dir,
                   max_iter=iterations, command=tuple(command),
                   environment=(*environment, ("PYTHONPATH", runtime.pythonpath)))

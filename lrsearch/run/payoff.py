@@ -22,7 +22,13 @@ import optuna
 
 from lrsearch.engines.runtime import get_runtime
 from lrsearch.errors import EngineError, LRSearchError
-from lrsearch.monitor.records import StudyAttr, _storage_url, checkpoint_dice_key, study_info
+from lrsearch.monitor.records import (
+    StudyAttr,
+    TrialAttr,
+    _storage_url,
+    checkpoint_dice_key,
+    study_info,
+)
 from lrsearch.nifty import contract
 from lrsearch.nifty.config import load_config
 from lrsearch.nifty.dataset import scan_data
@@ -36,7 +42,7 @@ def checkpoint_dice(ctx: TrialContext, trial: optuna.trial.FrozenTrial, iteratio
     """Mean whole-volume Dice of the validation subjects, segmented by the trial's checkpoint of
     ``iteration`` (NiftyNet's inference with inference_iter set; scored as trials are). The
     segmentations stay in the run folder, so a second call reads them back."""
-    directory = Path(trial.user_attrs["run_dir"])
+    directory = Path(trial.user_attrs[TrialAttr.RUN_DIR])
     seg_dir = directory / contract.MODEL / f"{contract.SEGMENTATION}-{iteration}"
     inferred = seg_dir / contract.INFERRED_CSV
     if not inferred.is_file():
@@ -54,23 +60,23 @@ def checkpoint_dice(ctx: TrialContext, trial: optuna.trial.FrozenTrial, iteratio
                               f"iteration {iteration} failed (exit status {done.returncode}); "
                               f"see {log_path}")
     scores = volume_scores(ctx, inferred)
-    return statistics.mean(scores[s] for s in trial.user_attrs["volume_dice"])
+    return statistics.mean(scores[s] for s in trial.user_attrs[TrialAttr.VOLUME_DICE])
 
 
 def checkpoint_curve(ctx: TrialContext, trial: optuna.trial.FrozenTrial
                      ) -> list[tuple[int, float]]:
     """(iteration, whole-volume Dice) at every checkpoint the trial saved; the last is the
     trial's own final evaluation (not segmented again)."""
-    models = Path(trial.user_attrs["run_dir"]) / contract.MODEL / "models"
+    models = Path(trial.user_attrs[TrialAttr.RUN_DIR]) / contract.MODEL / "models"
     saved = sorted(int(p.name[len("model.ckpt-"):-len(".index")])
                    for p in models.glob("model.ckpt-*.index"))
-    final = trial.user_attrs["iterations"]
+    final = trial.user_attrs[TrialAttr.ITERATIONS]
     if final not in saved:
         raise LRSearchError(f"trial {trial.number}'s checkpoints are not in {models} (its run "
                             f"folder is on another machine, or was removed); run this where "
                             f"it is")
     return [(i, checkpoint_dice(ctx, trial, i)) for i in saved if i < final] + [
-        (final, trial.user_attrs["final_dice"])]
+        (final, trial.user_attrs[TrialAttr.FINAL_DICE])]
 
 
 def _measure(study: optuna.Study, ctx: TrialContext, number: int) -> None:
@@ -110,7 +116,7 @@ def compute(study: optuna.Study, ctx: TrialContext | None = None,
                         f"to time the speed-up vs your config ...")
             for number in missing:
                 _measure(study, ctx, number)
-        study.set_user_attr(StudyAttr, wanted)
+        study.set_user_attr(StudyAttr.PAYOFF, wanted)
         return study_info(study).payoff()
 
 
@@ -138,21 +144,23 @@ def context_of(study: optuna.Study) -> TrialContext:
     config and data of its first complete trial (its trial.ini) and the runtime it trained in."""
     attrs = study.user_attrs
     trial = next((t for t in study.get_trials(deepcopy=False)
-                  if t.state == optuna.trial.TrialState.COMPLETE and "run_dir" in t.user_attrs),
+                  if t.state == optuna.trial.TrialState.COMPLETE
+                  and TrialAttr.RUN_DIR in t.user_attrs),
                  None)
     if trial is None:
         raise LRSearchError(f"study '{study.study_name}' has no complete trial to read its "
                             f"config from")
-    config_path = Path(trial.user_attrs["run_dir"]) / contract.TRIAL_CONFIG
+    config_path = Path(trial.user_attrs[TrialAttr.RUN_DIR]) / contract.TRIAL_CONFIG
     if not config_path.is_file():
         raise LRSearchError(f"{config_path} is missing: trial {trial.number}'s run folder is "
                             f"on another machine or was removed; run this where it is")
     cfg = load_config(config_path)
-    runtime = get_runtime((trial.user_attrs.get("runtime") or {}).get("runtime", "tf2"),
-                          build=False)
+    versions = trial.user_attrs.get(TrialAttr.RUNTIME) or {}
+    runtime = get_runtime(versions.get("runtime", "tf2"), build=False)
     return TrialContext(config=cfg, dataset=scan_data(cfg, read_data=False),
-                        split_file=Path(attrs["split_file"]),
-                        validation_subjects=tuple(attrs["validation_subjects"]),
-                        runs_dir=Path(attrs["runs_dir"]), max_iter=int(attrs["max_iter"]),
+                        split_file=Path(attrs[StudyAttr.SPLIT_FILE]),
+                        validation_subjects=tuple(attrs[StudyAttr.VALIDATION_SUBJECTS]),
+                        runs_dir=Path(attrs[StudyAttr.RUNS_DIR]),
+                        max_iter=int(attrs[StudyAttr.MAX_ITER]),
                         runtime=runtime)
 

@@ -87,7 +87,7 @@ def storage_status(storage) -> list[StudyStatus]:
         for trial in storage.get_all_trials(study_id, deepcopy=False):
             counts[_state_name(trial.state)] += 1
             if trial.state.name == "COMPLETE" and trial.values and len(trial.values) == 1:
-                final_dice[trial.number] = trial.user_attrs.get("final_dice")
+                final_dice[trial.number] = trial.user_attrs.get(TrialAttr.FINAL_DICE)
                 if baseline is None and trial.user_attrs.get(TrialAttr.BASELINE) == CONFIG:
                     baseline = trial.number
                 value = trial.values[0]

@@ -153,7 +153,7 @@ def training_seed(trial: optuna.Trial, study_seed: int | None = None) -> int:
     the trial number, so a study run again with the same ``--seed`` trains the same runs; with
     no ``--seed`` it is random.
     """
-    seed = trial.user_attrs.get("seed")
+    seed = trial.user_attrs.get(TrialAttr.SEED)
     if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_RANGE:
         return seed
     if study_seed is None:
@@ -161,7 +161,7 @@ def training_seed(trial: optuna.Trial, study_seed: int | None = None) -> int:
     else:
         digest = hashlib.sha256(f"{study_seed}:{trial.number}".encode()).digest()
         seed = int.from_bytes(digest[:8], "big") % SEED_RANGE
-    trial.set_user_attr("seed", seed)
+    trial.set_user_attr(TrialAttr.SEED, seed)
     return seed
 
 
