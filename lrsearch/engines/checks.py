@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from lrsearch.engines.child.probe import parse
 from lrsearch.engines.runtime import Runtime
-from lrsearch.errors import EngineError
+from lrsearch.errors import ConfigError, EngineError
 
 PROBE_TIMEOUT = 300.0
 
@@ -60,7 +60,8 @@ def requested_gpus(cuda_devices: object) -> str | None:
 
 
 def check_gpu_request(config, runtime: Runtime) -> RuntimeInfo | None:
-    """Raises :class:`EngineError` when the config asks for GPUs the runtime cannot see.
+    """Raises :class:`ConfigError` (bad input: exit 2, before the study) when the config asks
+    for GPUs the runtime cannot see.
 
     NiftyNet itself would fall back to the CPU without a word (``device_string``), turning a
     GPU study into one that runs tens of times slower.
@@ -70,7 +71,7 @@ def check_gpu_request(config, runtime: Runtime) -> RuntimeInfo | None:
         return None
     info = probe(runtime, {"CUDA_VISIBLE_DEVICES": devices})
     if not info.gpus:
-        raise EngineError(
+        raise ConfigError(
             f"{config.path}: [SYSTEM] cuda_devices = {devices} asks for a GPU, but TensorFlow "
             f"{info.tensorflow} in the {runtime.name} runtime sees none (CUDA driver or "
             f"libraries missing, or no such device); fix CUDA (`lrsearch runtime check` shows "
