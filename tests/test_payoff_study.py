@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from lrsearch import cli
+from lrsearch.nifty.config import load_config
 from lrsearch.search import payoff as payoff_maths
 from tests.tiny import tiny_config
 
@@ -38,18 +39,18 @@ pytestmark = pytest.mark.slow
 def study_db(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("payoff")
     config = tiny_config(tmp, validate_every=6, save_every=SAVE_EVERY)
+    # the user's config trains at a hopeless rate (its trial 0, the config baseline, runs it);
+    # the other schedule learns
+    load_config(config).with_values({"TRAINING": {"lr": 1e-6}}).write(config)
     space = tmp / "space.toml"
     space.write_text(SPACE)
     url = f"sqlite:///{tmp / 'study.db'}"
-    study = optuna.create_study(study_name="p", storage=url, direction="maximize")
-    # the user's config trains at a hopeless rate; the other schedule learns
-    study.enqueue_trial({"family": "constant", "base_lr": 1e-6, "optimiser": "adam"},
-                        user_attrs={"baseline": "config"})
     args = ["optimize", "-c", str(config), "--space", str(space), "--storage", url,
             "--study", "p", "--seed", "0", "--jobs", "1", "-q"]
     assert cli.main([*args, "--trials", "1"]) == 0  # the baseline alone: it is the best
     first = _best_json(url)
     # (a waiting trial is always run, so the second is enqueued only now)
+    study = optuna.load_study(study_name="p", storage=url)
     study.enqueue_trial({"family": "constant", "base_lr": 1e-2, "optimiser": "adam"})
     assert cli.main([*args, "--trials", "2"]) == 0  # the study holds its budget: segmented
     return url, first
