@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from lrsearch.monitor.live import LiveTrial
 
 DIVERGENCE_MIN_ITERATIONS = 10  # training losses seen before a finite blow-up is judged
+# Losses in [0, 1] (NiftyNet's Dice family): they cannot blow up finitely, and a network that
+# diverges under them shows NaN, which stops any trial.
+BOUNDED_LOSSES = frozenset({"Dice", "Dice_NS", "Dice_Dense", "Dice_Dense_NS", "Tversky",
+                            "GDSC", "WGDL", "SensSpec"})
 LR_CURVE_POINTS = 100  # points stored per LR curve (enough to plot; keeps the storage light)
 
 
@@ -381,7 +385,8 @@ def _follow(trial, child, ctx, progress, observer, live=None, prunable: bool = T
                 bad = ", ".join(f"{k}={v}" for k, v in event.values.items() if v != v or
                                 abs(v) == float("inf"))
                 return f"diverged at iteration {event.iteration}: {bad}"
-            blown_up = _blown_up(progress.loss, event) if prunable else None
+            blown_up = _blown_up(progress.loss, event) \
+                if prunable and ctx.config.loss_type not in BOUNDED_LOSSES else None
             if blown_up:
                 return blown_up
     completed = rounds.close()
@@ -391,14 +396,16 @@ def _follow(trial, child, ctx, progress, observer, live=None, prunable: bool = T
 
 
 def _blown_up(tracker: LossTracker, event) -> str | None:
-    """A finite blow-up of the training loss, by the LR range test's divergence rule (4x the
-    smoothed minimum; a bounded loss giving back half its fall), judged only once
-    DIVERGENCE_MIN_ITERATIONS losses are smoothed: the first ones rest on a few batches."""
+    """A finite blow-up of an unbounded training loss (cross-entropy 0.95 → 26 at lr 64): the
+    smoothed loss above 4x its smoothed minimum (fastai's rule, as in the range test), judged only
+    once DIVERGENCE_MIN_ITERATIONS losses are smoothed: the first ones rest on a few batches.
+    The range test's other rule, a bounded loss giving back half its fall, is not used here: in
+    training a loss that rises for a while (a restart, a noisy start) has not diverged."""
     loss = training_loss(event.values)
     if loss is None:
         return None
     smoothed = tracker.add(loss)
-    if tracker.count < DIVERGENCE_MIN_ITERATIONS or not tracker.diverged(smoothed):
+    if tracker.count < DIVERGENCE_MIN_ITERATIONS or not tracker.exploded(smoothed):
         return None
     return (f"diverged at iteration {event.iteration}: training loss {loss:.4g}, smoothed "
             f"{smoothed:.4g} against its minimum {tracker.best:.4g}")

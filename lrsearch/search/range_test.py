@@ -72,8 +72,15 @@ class LossTracker:
         """Has the loss fallen from its peak by at least MIN_FALL of it (not just noise)?"""
         return self.peak > 0 and self.peak - self.best >= MIN_FALL * self.peak
 
+    def exploded(self, smoothed: float) -> bool:
+        """NaN, or above ``divergence`` times the smoothed minimum (fastai's rule)."""
+        return math.isnan(smoothed) or smoothed > self.divergence * self.best
+
     def diverged(self, smoothed: float) -> bool:
-        if math.isnan(smoothed) or smoothed > self.divergence * self.best:
+        """:meth:`exploded`, or a bounded loss giving back ``GIVE_BACK`` of its fall: the range
+        test's rule, where the learning rate only grows (in training a loss that rises for a
+        while is no divergence)."""
+        if self.exploded(smoothed):
             return True
         return self.fallen and smoothed > self.best + GIVE_BACK * (self.peak - self.best)
 
