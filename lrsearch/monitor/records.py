@@ -244,7 +244,7 @@ def study_info(study: optuna.Study,
     max_iter = attrs.get(StudyAttr.MAX_ITER)
     return StudyInfo(
         name=study.study_name,
-        storage=redact(_storage_url(study)),
+        storage=redact(study_storage_url(study)),
         max_iter=max_iter if isinstance(max_iter, int) else None,
         config=attrs.get(StudyAttr.CONFIG),
         trials=tuple(trial_info(t) for t in trials),
@@ -282,7 +282,7 @@ def _lr_find_summary(stored: Any) -> str | None:
         return None
 
 
-def _storage_url(study: optuna.Study) -> str:
+def study_storage_url(study: optuna.Study) -> str:
     storage = study._storage
     backend = getattr(storage, "_backend", storage)  # Optuna caches RDB storages
     return str(getattr(backend, "url", "in-memory storage"))

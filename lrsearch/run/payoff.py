@@ -25,9 +25,9 @@ from lrsearch.errors import EngineError, LRSearchError
 from lrsearch.monitor.records import (
     StudyAttr,
     TrialAttr,
-    _storage_url,
     checkpoint_dice_key,
     study_info,
+    study_storage_url,
 )
 from lrsearch.nifty import contract
 from lrsearch.nifty.config import load_config
@@ -95,7 +95,7 @@ def compute(study: optuna.Study, ctx: TrialContext | None = None,
     checkpoints); None when the study has no complete ``config`` baseline or best trial.
     Holds the study lock: the worker that finishes a study and ``best --payoff`` do not
     segment the same checkpoints twice."""
-    with study_lock(_storage_url(study), study.study_name):
+    with study_lock(study_storage_url(study), study.study_name):
         info = study_info(study)
         payoff, baseline = info.payoff(), info.config_baseline()
         if payoff is None or baseline is None:

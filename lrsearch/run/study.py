@@ -30,7 +30,7 @@ from lrsearch.run.storage import (
     study_lock,
 )
 from lrsearch.run.trial import TrialContext
-from lrsearch.run.workers import Workers, _budget
+from lrsearch.run.workers import Workers, budget
 from lrsearch.search import baselines as baseline_names
 from lrsearch.search import range_test as range_maths
 from lrsearch.search.objectives import DIRECTION, parse_objective
@@ -255,11 +255,11 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     # --lr-bounds auto must not widen the search of the others.
     if plan.lr_bounds == "auto" or StudyAttr.LR_FIND in study.user_attrs:
         plan = narrow_to_range_test(study, plan, progress.message)
-    counts, _, _ = _budget(study)
+    counts, _, _ = budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
     enqueue_baselines(study, plan, progress.message)
     Workers(study, plan, progress).run()
-    counts, running, waiting = _budget(study)
+    counts, running, waiting = budget(study)
     if counts["failed"] and not counts["complete"]:
         raise StudyFailed(_none_completed(study, counts))
     if sum(counts.values()) >= plan.trials and not running and not waiting:
@@ -298,7 +298,7 @@ def enqueue_baselines(study: optuna.Study, plan: StudyPlan,
         missing = [name for name in plan.baselines if name not in held]
         if not missing:
             return []
-        counts, running, waiting = _budget(study)
+        counts, running, waiting = budget(study)
         room = max(0, plan.trials - sum(counts.values()) - running - waiting)
         queued, left = missing[:room], missing[room:]
         for name in queued:

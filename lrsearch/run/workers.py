@@ -41,7 +41,7 @@ FAILED_TRIAL = "failed_trial"  # the number of the original trial the retry re-r
 RETRY_HISTORY = "retry_history"  # the numbers of every failed trial the retry replaces
 
 
-def _budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
+def budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
     """Finished trials by state, trials running, trials waiting (re-queued retries).
 
     A failed trial that was re-queued (worker killed, Ctrl-C) is replaced by its retry and does
@@ -118,7 +118,7 @@ class Workers:
         while not self.stopping.is_set():
             with study_lock(self.plan.storage_url, self.plan.name):
                 self._fail_stale_trials()
-                counts, running, waiting = _budget(self.study)
+                counts, running, waiting = budget(self.study)
                 if waiting or sum(counts.values()) + running < self.plan.trials:
                     return self.study.ask()
                 if sum(counts.values()) >= self.plan.trials:
