@@ -29,6 +29,9 @@ def configure(parser) -> None:
                              f"{search_range_test.ITERATIONS})")
     parser.add_argument("--smoothing", type=float, default=search_range_test.SMOOTHING,
                         help=f"EMA factor of the loss (default: {search_range_test.SMOOTHING:g})")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="training seed (initial weights, windows): the same seed, the same "
+                             "losses; default: NiftyNet's own randomness")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="folder for the run, lr_find.html/.png and lr_find.json "
                              "(default: <model_dir>/lr-find)")
@@ -71,7 +74,7 @@ def run(args) -> int:
     echo = (lambda line: print(line, end="", flush=True)) if args.verbosity >= 3 else None
     result = run_range_test.run_range_test(cfg, out, split, runtime, min_lr=args.min_lr,
                                    max_lr=args.max_lr, iterations=args.iterations,
-                                   smoothing=args.smoothing, on_line=echo)
+                                   smoothing=args.smoothing, on_line=echo, seed=args.seed)
     (out / "lr_find.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     html, png, why = figures.save_plot(result, out / "lr_find.html")
     if not args.quiet:

@@ -14,7 +14,7 @@ from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import EngineError
 from lrsearch.nifty import contract
 from lrsearch.nifty.console import FailureTail, parse_line
-from lrsearch.nifty.contract import LR_NAME, SCHEDULE_ENV
+from lrsearch.nifty.contract import LR_NAME, SCHEDULE_ENV, SEED_ENV
 from lrsearch.search.range_test import (
     ITERATIONS,
     LOSS_NAMES,
@@ -54,8 +54,10 @@ def range_test_config(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, min_
 def run_range_test(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, runtime: Runtime, *,
                    min_lr: float = MIN_LR, max_lr: float = MAX_LR,
                    iterations: int = ITERATIONS, smoothing: float = SMOOTHING,
-                   on_line: Callable[[str], None] | None = None) -> RangeTest:
-    """Trains once with the range schedule and stops at divergence. Raises EngineError when
+                   on_line: Callable[[str], None] | None = None,
+                   seed: int | None = None) -> RangeTest:
+    """Trains once with the range schedule and stops at divergence; with ``seed``, as a trial
+    with that training seed does (the same seed, the same losses). Raises EngineError when
     NiftyNet produced no loss to read."""
     schedule = LRRange(min_lr, max_lr, iterations)  # validates the bounds
     tracker = LossTracker(smoothing)
@@ -66,7 +68,10 @@ def run_range_test(cfg: NiftyNetConfig, run_dir: Path, split_file: Path, runtime
     schedule_path = run_dir / contract.SCHEDULE_FILE
     contract.write_schedule(schedule_path, schedule.to_dict())
     command = runtime.command([contract.train_args(config_path)])
-    child = ChildProcess(command, env=runtime.environment({SCHEDULE_ENV: str(schedule_path)}),
+    env = {SCHEDULE_ENV: str(schedule_path)}
+    if seed is not None:
+        env[SEED_ENV] = str(seed % contract.SEED_RANGE)  # as --seed: any integer
+    child = ChildProcess(command, env=runtime.environment(env),
                          cwd=run_dir, log_path=run_dir / contract.CONSOLE_LOG)
     points: list[tuple[int, float, float, float]] = []
     stopped = f"reached max lr {max_lr:g}"

@@ -341,7 +341,7 @@ def narrow_to_range_test(study: optuna.Study, plan: StudyPlan,
                                     ctx.runtime, min_lr=range_maths.MIN_LR,
                                     max_lr=range_maths.MAX_LR,
                                     iterations=range_maths.ITERATIONS,
-                                    smoothing=range_maths.SMOOTHING)
+                                    smoothing=range_maths.SMOOTHING, seed=plan.seed)
             study.set_user_attr(StudyAttr.LR_FIND, result.to_dict())
             save_plot(result, ctx.runs_dir / "lr-find" / "lr_find.html")
         else:
