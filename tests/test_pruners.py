@@ -177,3 +177,34 @@ def test_new_pruner_keys_load():
                          space.pruner_top_k)
     assert isinstance(pruner, CurvePruner)
     assert (pruner.sigmas, pruner.warmup_steps, pruner.startup_trials) == (2.0, 50, 5)
+
+
+@pytest.mark.slow
+def test_curve_study_on_niftynet_prunes_a_searched_trial_and_never_the_baseline(tmp_path, capsys):
+    """A real study with ``kind = "curve"``: a stored trial ended at Dice 1.0 and no sigma of
+    slack is given, so every forecast falls short of it. The config baseline (trial 1) still
+    trains through, the searched trial (trial 2) is stopped by the forecast."""
+    from lrsearch import cli
+    from tests.tiny import TINY_SPACE, tiny_config
+
+    max_iter, every = 10, 2  # rounds at 2, 4, 6, 8, 10: judged at 8 (four rounds)
+    config = tiny_config(tmp_path, validate_every=every)
+    space = tmp_path / "curve.toml"
+    text = TINY_SPACE.read_text().replace('kind = "median"', 'kind = "curve"\nsigmas = 0')
+    space.write_text(text.replace("startup_trials = 1 ", "startup_trials = 0 "))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="c", storage=storage, direction="maximize")
+    study.add_trial(create_trial(value=1.0, intermediate_values={i: 1.0 for i in range(1, 11)}))
+
+    code = cli.main(["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
+                     "--study", "c", "--trials", "3", "--max-iter", str(max_iter), "--jobs", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    trials = optuna.load_study(study_name="c", storage=storage).trials
+    baseline, searched = trials[1], trials[2]
+    assert baseline.user_attrs["baseline"] == "config"
+    assert baseline.state == TrialState.COMPLETE, baseline.user_attrs.get("stop_reason")
+    assert sorted(baseline.intermediate_values) == [2, 4, 6, 8, 10]
+    assert searched.state == TrialState.PRUNED, searched.intermediate_values
+    reason = searched.user_attrs["stop_reason"]
+    assert reason.startswith("pruned at iteration 8: ") and "learning-curve" in reason, reason
