@@ -82,6 +82,16 @@ def test_rising_curve_forecast_to_beat_the_best_is_kept():
     assert not verdict(curve_study(), rising)
 
 
+def test_curve_seen_only_while_it_rises_is_too_uncertain_to_prune():
+    """Six rounds of a slow climb, the last at 0.50, far below the best trial's 0.79: the fits
+    do not pin its ceiling down (pow3 says 0.61, exp3 0.79), so the forecast's sigma is wide."""
+    slow = curve(0.9, 0.7, rate=2, noise=[0.02 * (-1) ** k for k in range(len(STEPS))], until=60)
+    assert max(slow.values()) < 0.5
+    seen = forecast(sorted(slow.items()), MAX_ITER)
+    assert seen is not None and seen.sigma > 0.2
+    assert not verdict(curve_study(), slow)
+
+
 def test_noisy_flat_curve_within_sigma_is_kept_and_the_same_curve_without_noise_is_not():
     assert not verdict(curve_study(), curve(0.74, noise=NOISE, until=100))
     assert verdict(curve_study(), curve(0.74, until=100))
@@ -208,3 +218,22 @@ def test_curve_study_on_niftynet_prunes_a_searched_trial_and_never_the_baseline(
     assert searched.state == TrialState.PRUNED, searched.intermediate_values
     reason = searched.user_attrs["stop_reason"]
     assert reason.startswith("pruned at iteration 8: ") and "learning-curve" in reason, reason
+
+
+def test_no_trial_is_judged_at_its_last_iteration():
+    """Successive halving with its first rung at the last iteration (warmup_fraction 1) would
+    stop a trial that has already trained to the end; the trial's reporting never asks there."""
+    from lrsearch.monitor.progress import QUIET, Progress
+    from lrsearch.run.trial import _Progress, _report
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(
+        MAX_ITER, warmup_fraction=1.0, kind="asha"))
+    observer = Progress(3, QUIET)
+    first = study.ask()  # judged (no last iteration known): the best so far, it goes on
+    assert _report(first, (MAX_ITER, 0.9), _Progress(), observer) is None
+    study.tell(first, 0.9)
+    worse = study.ask()
+    assert _report(worse, (MAX_ITER, 0.5), _Progress(max_iter=MAX_ITER), observer) is None
+    # asked there, the pruner would have stopped it
+    assert _report(study.ask(), (MAX_ITER, 0.5), _Progress(), observer).startswith(
+        f"pruned at iteration {MAX_ITER}: validation Dice 0.5000 not within the best 1/3")

@@ -44,8 +44,8 @@ CURVES: dict[str, tuple[_Model, tuple[float, ...], tuple[tuple[float, ...], tupl
 @dataclass(frozen=True)
 class Forecast:
     """The validation Dice a curve is heading for at its last iteration, and how unsure that is:
-    ``sigma`` combines the noise of the points around the best fit with the spread of the
-    models' forecasts."""
+    ``sigma`` adds up the noise of the points around the best fit, the uncertainty of each
+    model's forecast from its fitted parameters, and the spread of the models' forecasts."""
 
     mean: float
     sigma: float
@@ -65,25 +65,45 @@ def forecast(points: Sequence[tuple[int, float]], max_iter: int,
     t = np.array([i for i, _ in data], dtype=float) / max_iter
     y = np.array([d for _, d in data], dtype=float)
     predictions: dict[str, float] = {}
-    residuals: list[float] = []
+    residuals: list[float] = []  # per model: the variance of the points around its fit
+    spreads: list[float] = []  # per model: the variance of its forecast from its parameters
     for name, (model, guess, bounds) in CURVES.items():
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")  # OptimizeWarning on a flat, noisy curve
-                params, _ = curve_fit(model, t, y, p0=guess, bounds=bounds, maxfev=2000)
+                params, cov = curve_fit(model, t, y, p0=guess, bounds=bounds, maxfev=2000)
+                fitted = model(t, *params)
+                at_end = float(model(np.array([1.0]), *params)[0])
+                variance = _forecast_variance(model, params, cov)
         except (RuntimeError, ValueError):  # no convergence
             continue
-        fitted = model(t, *params)
-        at_end = float(model(np.array([1.0]), *params)[0])
         if not (np.all(np.isfinite(fitted)) and math.isfinite(at_end)):
             continue
         predictions[name] = min(1.0, max(0.0, at_end))
         residuals.append(float(np.sum((y - fitted) ** 2) / (len(y) - len(guess))))
+        spreads.append(variance)
     if not predictions:
         return None
     values = np.array(list(predictions.values()))
-    sigma = math.sqrt(min(residuals) + float(np.var(values)))
+    sigma = math.sqrt(min(residuals) + float(np.mean(spreads)) + float(np.var(values)))
     return Forecast(float(np.mean(values)), sigma, predictions)
+
+
+def _forecast_variance(model: _Model, params: np.ndarray, cov: np.ndarray) -> float:
+    """The variance of a fit's value at t = 1 from its parameters' covariance (delta method):
+    a curve seen only while it still rises leaves its ceiling uncertain, and this says how
+    much. Infinite when the points do not pin the parameters down."""
+    if not np.all(np.isfinite(cov)):
+        return math.inf
+    gradient = np.empty(len(params))
+    for k in range(len(params)):
+        step = 1e-6 * max(1.0, abs(params[k]))
+        up, down = params.copy(), params.copy()
+        up[k] += step
+        down[k] -= step
+        gradient[k] = float(model(np.array([1.0]), *up)[0] - model(np.array([1.0]), *down)[0]) \
+            / (2 * step)
+    return max(0.0, float(gradient @ cov @ gradient))
 
 
 def _rounds(trial: FrozenTrial) -> list[tuple[int, float]]:
