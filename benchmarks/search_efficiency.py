@@ -214,7 +214,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lr-find-iterations", type=int, default=search_range_test.ITERATIONS)
     parser.add_argument("--compare-pruners", nargs="*", default=[], metavar="KIND",
-                        help="also run (a) with these [pruner] kinds (median, none)")
+                        help="also run (a) with these [pruner] kinds (median, hyperband, curve, "
+                             "top_k_rung, none)")
     parser.add_argument("--fast-objective", default="dice_auc", metavar="OBJECTIVE",
                         help="objective of arm (a+), the same search aimed at training speed "
                              "(default: dice_auc; 'none' skips the arm)")
