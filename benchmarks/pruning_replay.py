@@ -11,7 +11,15 @@ raw validation Dice, or the mean of the last k validations):
   would have done with it, replaying the trials in their order: the share of iterations it
   would have run, and the best final Dice among the trials it would have kept.
 
+Then, on the raw validation Dice, the same replay for each pruner kind of a space's [pruner]
+table (``--arms``; asha, hyperband, median, curve, top_k_rung by default), built by
+lrsearch's own make_pruner with the table's settings given on the command line: per seed, the
+share of the iterations it would have run and the best final Dice it would have kept. As in a
+study, a baseline is never asked and no trial is judged at its last iteration.
+
     python benchmarks/pruning_replay.py --work /tmp/lrsearch-efficiency-XXXX [--window 1 3 5]
+        [--arms curve top_k_rung] [--warmup-fraction 0.25] [--reduction-factor 3]
+        [--sigmas 1] [--top-k 5] [--startup-trials 5]
 """
 
 from __future__ import annotations
@@ -22,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+
+from lrsearch.monitor.records import TrialAttr
+from lrsearch.search.space import PRUNERS, SearchSpace
+from lrsearch.search.strategy import make_pruner
 
 
 def _ranks(values: list[float]) -> np.ndarray:
@@ -42,17 +54,23 @@ def averaged(trial: optuna.trial.FrozenTrial, window: int) -> list[tuple[int, fl
             for i, (step, _) in enumerate(items)]
 
 
-def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int):
-    """(share of iterations run, best final Dice kept) under successive halving."""
-    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_iter // 4),
-                                                    reduction_factor=3)
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
+           pruner: optuna.pruners.BasePruner | None = None) -> tuple[float, float]:
+    """(share of iterations run, best final Dice kept) when ``pruner`` (default: successive
+    halving, rungs at 25 % and 75 %) had judged the trials in their order on the mean of their
+    last ``window`` validations."""
+    if pruner is None:
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_iter // 4),
+                                                        reduction_factor=3)
+    # a fixed name: Hyperband puts a trial in a bracket by the study's name and its number
+    study = optuna.create_study(study_name="replay", direction="maximize", pruner=pruner)
     spent, best = 0, float("-inf")
     for frozen in trials:
         trial = study.ask()
+        judged = not frozen.user_attrs.get(TrialAttr.BASELINE)
         for step, value in averaged(frozen, window):
             trial.report(value, step)
-            if trial.should_prune():
+            if judged and step < max_iter and trial.should_prune():
                 spent += step
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
@@ -68,6 +86,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True,
                         help="a search_efficiency.py work folder (its bench.db)")
     parser.add_argument("--window", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--arms", nargs="*", choices=[k for k in PRUNERS if k != "none"],
+                        default=[k for k in PRUNERS if k != "none"],
+                        help="pruner kinds to replay on the raw validation Dice")
+    parser.add_argument("--warmup-fraction", type=float, default=SearchSpace.pruner_warmup_fraction)
+    parser.add_argument("--reduction-factor", type=int,
+                        default=SearchSpace.pruner_reduction_factor)
+    parser.add_argument("--startup-trials", type=int, default=SearchSpace.pruner_startup_trials)
+    parser.add_argument("--sigmas", type=float, default=SearchSpace.pruner_sigmas)
+    parser.add_argument("--top-k", type=int, default=SearchSpace.pruner_top_k)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{args.work / 'bench.db'}"
@@ -101,6 +128,16 @@ def main() -> None:
               f"successive halving would run {shares} of the iterations, best kept {kept}")
     print("best of all trials: " + " / ".join(f"{max(t.value for t in ts):.4f}"
                                                for ts in studies.values()))
+    print(f"pruner kinds on the raw validation Dice (warmup_fraction {args.warmup_fraction:g}, "
+          f"reduction_factor {args.reduction_factor}, startup_trials {args.startup_trials}, "
+          f"sigmas {args.sigmas:g}, top_k {args.top_k}):")
+    for kind in args.arms:
+        replays = [replay(ts, 1, max_iter, make_pruner(
+            max_iter, args.startup_trials, args.warmup_fraction, kind, args.reduction_factor,
+            args.sigmas, args.top_k)) for ts in studies.values()]
+        shares = " / ".join(f"{share:.0%}" for share, _ in replays)
+        kept = " / ".join(f"{best:.4f}" for _, best in replays)
+        print(f"  {kind}: would run {shares} of the iterations, best kept {kept}")
 
 
 if __name__ == "__main__":

@@ -32,13 +32,13 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from benchmarks.search_efficiency import _checkpoint_curve  # noqa: E402
 from lrsearch.demo import TISSUE_CLASSES, ensure_demo_data  # noqa: E402
 from lrsearch.engines.runtime import get_runtime  # noqa: E402
 from lrsearch.nifty.config import load_config  # noqa: E402
 from lrsearch.nifty.metrics import foreground_dice, read_inferred  # noqa: E402
 from lrsearch.paths import DEFAULT_SPACE, DEMO_TISSUE_CONFIG  # noqa: E402
 from lrsearch.run import study  # noqa: E402
+from lrsearch.run.payoff import checkpoint_curve  # noqa: E402
 from lrsearch.run.plan import StudyOptions  # noqa: E402
 from lrsearch.selfcheck import single_trial  # noqa: E402
 
@@ -93,7 +93,7 @@ def _seed_run(config: Path, lr: float, work: Path, seed: int, budget: int, facto
                                max_iter=factor * budget, runs_dir=work / "scoring",
                                runtime=runtime)
         plan = study.prepare(options)
-    curve = dict(_checkpoint_curve(plan.context, trial))
+    curve = dict(checkpoint_curve(plan.context, trial))
     model = Path(trial.user_attrs["run_dir"]) / "model"
     labels = plan.context.dataset.files[plan.context.config.label_sections[0]]
     subjects = sorted(trial.user_attrs["volume_dice"])

@@ -208,7 +208,8 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         sampler=make_sampler(plan.seed),
         pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
                            plan.space.pruner_warmup_fraction, plan.space.pruner,
-                           plan.space.pruner_reduction_factor),
+                           plan.space.pruner_reduction_factor, plan.space.pruner_sigmas,
+                           plan.space.pruner_top_k),
         direction=DIRECTION,  # every objective is maximised (lrsearch.search.objectives)
         load_if_exists=True,
     )

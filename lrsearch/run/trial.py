@@ -42,6 +42,7 @@ from lrsearch.search.objectives import parse_objective
 from lrsearch.search.range_test import LossTracker
 from lrsearch.search.schedules import curve
 from lrsearch.search.space import TrialSetup
+from lrsearch.search.strategy import pruned_because
 
 if TYPE_CHECKING:
     from lrsearch.monitor.live import LiveTrial
@@ -100,6 +101,7 @@ class _Progress:
     """What the parent learnt from the child's console."""
 
     last_iteration: int = 0
+    max_iter: int | None = None  # the trial's last iteration: a round there is not judged
     niftynet_started_at: float | None = None  # first NiftyNet line: imports are done
     first_iteration_at: float | None = None
     last_iteration_at: float | None = None
@@ -278,7 +280,7 @@ def run_trial(
         cwd=directory,
         log_path=directory / contract.CONSOLE_LOG,
     )
-    progress = _Progress(last_iteration=resume.iteration if resume else 0)
+    progress = _Progress(last_iteration=resume.iteration if resume else 0, max_iter=ctx.max_iter)
     if ctx.checkpoint_store is not None:
         record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}
         progress.uploader = checkpoints.CheckpointUploader(
@@ -436,7 +438,9 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None,
             prunable: bool = True) -> str | None:
     """Reports a validation round to Optuna; why to stop the trial, if it must stop. A trial
     that is not ``prunable`` (a baseline) reports like any other, so it ranks and the pruner
-    compares others with it, but its own pruner verdict is not asked."""
+    compares others with it, but its own pruner verdict is not asked. Nor is it asked at the last
+    iteration, where a rung of successive halving or Hyperband can fall: stopping a trial that
+    has paid for all its training saves nothing and loses its score."""
     iteration, dice = completed
     progress.rounds.append(completed)
     observer.trial_validation(trial.number, iteration, dice)
@@ -446,17 +450,14 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None,
     trial.report(dice, step=iteration)
     if live is not None:
         live.validated(progress.lr_used)
-    if prunable and trial.should_prune():
+    last = progress.max_iter is not None and iteration >= progress.max_iter
+    if prunable and not last and trial.should_prune():
         return f"pruned at iteration {iteration}: validation Dice {dice:.4f} {_why(trial)}"
     return None
 
 
 def _why(trial) -> str:
-    pruner = trial.study.pruner
-    if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
-        return (f"not within the best 1/{pruner._reduction_factor} of the trials at this rung "
-                f"(successive halving)")
-    return "below the median of completed trials at this iteration"
+    return pruned_because(trial.study, _frozen(trial))
 
 
 def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,

@@ -210,12 +210,17 @@ class SearchSpace:
     objective: str = "final_dice"
     baselines: tuple[str, ...] | None = None  # lrsearch.search.baselines; None: not given
     # Pruning (see lrsearch.search.strategy.make_pruner): which rule, the share of a trial's
-    # iterations during which it is never pruned (asha: its first rung), complete trials before any
-    # pruning (median), the share of trials kept at each rung (asha: 1 / reduction_factor).
+    # iterations during which it is never pruned (asha, hyperband, top_k_rung: the first rung),
+    # complete trials before any pruning (median, curve), the share of trials kept at each rung
+    # (asha, hyperband, top_k_rung: 1 / reduction_factor), how many standard deviations a
+    # forecast must fall short by (curve), how many trials go on from the rung (top_k_rung;
+    # None: the share).
     pruner: str = "asha"
     pruner_startup_trials: int = 5
     pruner_warmup_fraction: float = 0.25
     pruner_reduction_factor: int = 3
+    pruner_sigmas: float = 1.0
+    pruner_top_k: int | None = None
 
     def suggest(self, trial: optuna.trial.BaseTrial, total_iters: int) -> TrialSetup:
         """Draw one schedule (and optimiser) for a trial of ``total_iters`` iterations."""
@@ -259,8 +264,10 @@ class SearchSpace:
 
 _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective",
                "baselines")
-_PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor")
-PRUNERS = ("median", "asha", "none")
+_PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor", "sigmas",
+                "top_k")
+# lrsearch.search.strategy.make_pruner builds each
+PRUNERS = ("asha", "hyperband", "median", "curve", "top_k_rung", "none")
 
 
 def load_space(path: str | Path) -> SearchSpace:
@@ -329,6 +336,12 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
     if isinstance(warmup_fraction, bool) or not isinstance(warmup_fraction, (int, float)) \
             or not 0 <= warmup_fraction <= 1:
         raise fail(f"[pruner] warmup_fraction must be in [0, 1], but got {warmup_fraction!r}")
+    sigmas = pruner.get("sigmas", SearchSpace.pruner_sigmas)
+    if isinstance(sigmas, bool) or not isinstance(sigmas, (int, float)) or not sigmas >= 0:
+        raise fail(f"[pruner] sigmas must be a number >= 0, but got {sigmas!r}")
+    top_k = pruner.get("top_k", SearchSpace.pruner_top_k)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise fail(f"[pruner] top_k must be a positive integer, but got {top_k!r}")
 
     ranges: dict[str, tuple[Any, ...]] = {}
     for namespace, params in PARAMS.items():
@@ -347,7 +360,8 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
                        objective=objective, baselines=baselines, pruner=kind,
                        pruner_startup_trials=startup,
                        pruner_warmup_fraction=float(warmup_fraction),
-                       pruner_reduction_factor=factor)
+                       pruner_reduction_factor=factor, pruner_sigmas=float(sigmas),
+                       pruner_top_k=top_k)
 
 
 def _hint(word: str, options: Sequence[str], form: str = "{!r}") -> str:

@@ -7,6 +7,9 @@ import warnings
 
 import optuna
 
+from lrsearch.search.pruners import CurvePruner, TopKRungPruner
+from lrsearch.search.space import PRUNERS
+
 
 def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
     # TPE with group=True splits the conditional space (one parameter subspace per family)
@@ -21,10 +24,11 @@ def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float = 0.25,
-                kind: str = "asha", reduction_factor: int = 3) -> optuna.pruners.BasePruner:
+                kind: str = "asha", reduction_factor: int = 3, sigmas: float = 1.0,
+                top_k: int | None = None) -> optuna.pruners.BasePruner:
     """The study's pruner; ``kind`` as in a space's ``[pruner]`` table.
 
-    Both rules leave every trial alone for its first ``warmup_fraction`` of iterations: warm-up,
+    Every rule leaves every trial alone for its first ``warmup_fraction`` of iterations: warm-up,
     one-cycle and cyclic schedules look bad early and must not be judged there.
 
     - ``median``: after ``startup_trials`` complete trials, stops a trial whose validation Dice
@@ -33,6 +37,15 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
       ``warmup_fraction`` of the iterations, then ``reduction_factor`` times further; at each,
       a trial goes on only within the best 1/``reduction_factor`` of the trials that reached it.
       Harsher (the first trials compete with few), and several times cheaper.
+    - ``hyperband``: Optuna's HyperbandPruner from ``warmup_fraction`` of the iterations to all
+      of them: floor(log_reduction_factor(1 / warmup_fraction)) + 1 brackets of successive
+      halving, each starting one rung later, so that some trials are judged late or never.
+    - ``curve``: learning-curve extrapolation (lrsearch.search.pruners.CurvePruner): after
+      ``startup_trials`` complete trials, stops a trial whose validation Dice forecast at the
+      last iteration is more than ``sigmas`` standard deviations below the best trial's.
+    - ``top_k_rung``: one rung at ``warmup_fraction``; a trial goes on only within the best
+      ``top_k`` (or, without it, the best 1/``reduction_factor``) of the trials that reached it
+      (lrsearch.search.pruners.TopKRungPruner).
     - ``none``: every trial trains to the end.
     """
     warmup = int(max_iter * warmup_fraction)
@@ -41,7 +54,28 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
     if kind == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=max(1, warmup), reduction_factor=reduction_factor)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=max(1, warmup), max_resource=max_iter, reduction_factor=reduction_factor)
     if kind == "median":
         return optuna.pruners.MedianPruner(
             n_startup_trials=startup_trials, n_warmup_steps=warmup, interval_steps=1)
-    raise ValueError(f"unknown pruner kind {kind!r} (asha, median or none)")
+    if kind == "curve":
+        return CurvePruner(max_iter, warmup, startup_trials=startup_trials, sigmas=sigmas)
+    if kind == "top_k_rung":
+        return TopKRungPruner(warmup, max_iter, top_k=top_k, reduction_factor=reduction_factor)
+    raise ValueError(f"unknown pruner kind {kind!r} ({', '.join(PRUNERS)})")
+
+
+def pruned_because(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """Why the study's pruner stopped ``trial``, in words, for its stop reason."""
+    pruner = study.pruner
+    if isinstance(pruner, (CurvePruner, TopKRungPruner)):
+        return pruner.reason(study, trial)
+    if isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner):
+        return (f"not within the best 1/{pruner._reduction_factor} of the trials at this rung "
+                f"(successive halving)")
+    if isinstance(pruner, optuna.pruners.HyperbandPruner):
+        return (f"not within the best 1/{pruner._reduction_factor} of the trials of its bracket "
+                f"at this rung (Hyperband)")
+    return "below the median of completed trials at this iteration"

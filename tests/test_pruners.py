@@ -1,0 +1,239 @@
+"""The pruners lrsearch writes (learning-curve extrapolation, one rung keeping the top-k) and the
+ones it configures (Hyperband): real in-memory Optuna studies fed stored curves with known
+answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from lrsearch.errors import SpaceError
+from lrsearch.search.pruners import CurvePruner, TopKRungPruner, forecast
+from lrsearch.search.space import parse_space
+from lrsearch.search.strategy import make_pruner, pruned_because
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+MAX_ITER = 200
+STEPS = list(range(10, MAX_ITER + 1, 10))  # a validation round every 10 iterations
+# the validation noise NiftyNet's few random windows give: ±0.07 alternating, mean 0
+NOISE = [0.07 * (-1) ** k for k in range(len(STEPS))]
+
+
+def curve(level: float, rise: float = 0.0, rate: float = 4.0, noise: list[float] | None = None,
+          until: int = MAX_ITER) -> dict[int, float]:
+    """A saturating Dice curve ``level - rise * exp(-rate * t)`` with ``t = step / MAX_ITER``."""
+    noise = noise or [0.0] * len(STEPS)
+    return {s: level - rise * math.exp(-rate * s / MAX_ITER) + e
+            for s, e in zip(STEPS, noise, strict=True) if s <= until}
+
+
+def study_with(complete: list[dict[int, float]], pruner: optuna.pruners.BasePruner
+               ) -> optuna.Study:
+    """A study holding ``complete`` trials (each valued its mean of the last three rounds)."""
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for values in complete:
+        last = [values[s] for s in sorted(values)[-3:]]
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=float(np.mean(last)),
+                                     intermediate_values=values))
+    return study
+
+
+def verdict(study: optuna.Study, values: dict[int, float]) -> bool:
+    """Does the study's pruner stop a running trial that has reported ``values``?"""
+    trial = study.ask()
+    for step, value in sorted(values.items()):
+        trial.report(value, step)
+    return trial.should_prune()
+
+
+def curve_study(startup: int = 3) -> optuna.Study:
+    # the best complete trial ends at 0.80; two worse ones
+    done = [curve(0.80, 0.5), curve(0.70, 0.5, noise=NOISE), curve(0.60, 0.4)]
+    return study_with(done, CurvePruner(MAX_ITER, warmup_steps=50, startup_trials=startup))
+
+
+def test_forecast_recovers_a_clean_saturating_curve():
+    points = sorted(curve(0.85, 0.6, until=100).items())
+    seen = forecast(points, MAX_ITER)
+    assert seen is not None
+    truth = 0.85 - 0.6 * math.exp(-4)
+    assert seen.models["exp3"] == pytest.approx(truth, abs=1e-4)  # the curve's own model
+    # the other models extrapolate differently: their spread is the forecast's uncertainty
+    assert set(seen.models) == {"pow3", "exp3", "log_power"}
+    assert abs(seen.mean - truth) < seen.sigma < 0.05
+    assert forecast(points[:3], MAX_ITER) is None  # no spare point to measure the noise
+
+
+def test_curve_heading_below_the_best_is_pruned():
+    study = curve_study()
+    assert verdict(study, curve(0.45, 0.3, until=100))
+    reason = pruned_because(study, study.trials[-1])
+    assert "below the best trial's 0.789" in reason and "learning-curve" in reason
+
+
+def test_rising_curve_forecast_to_beat_the_best_is_kept():
+    rising = curve(0.88, 0.8, until=100)
+    assert rising[100] < 0.80  # its last round is still below the best trial's end
+    assert not verdict(curve_study(), rising)
+
+
+def test_curve_seen_only_while_it_rises_is_too_uncertain_to_prune():
+    """Six rounds of a slow climb, the last at 0.50, far below the best trial's 0.79: the fits
+    do not pin its ceiling down (pow3 says 0.61, exp3 0.79), so the forecast's sigma is wide."""
+    slow = curve(0.9, 0.7, rate=2, noise=[0.02 * (-1) ** k for k in range(len(STEPS))], until=60)
+    assert max(slow.values()) < 0.5
+    seen = forecast(sorted(slow.items()), MAX_ITER)
+    assert seen is not None and seen.sigma > 0.2
+    assert not verdict(curve_study(), slow)
+
+
+def test_noisy_flat_curve_within_sigma_is_kept_and_the_same_curve_without_noise_is_not():
+    assert not verdict(curve_study(), curve(0.74, noise=NOISE, until=100))
+    assert verdict(curve_study(), curve(0.74, until=100))
+
+
+def test_curve_pruner_waits_for_startup_trials_warmup_and_spares_the_last_round():
+    bad = curve(0.3, 0.2)
+    assert not verdict(curve_study(startup=4), {s: v for s, v in bad.items() if s <= 100})
+    assert not verdict(curve_study(), {s: v for s, v in bad.items() if s < 50})
+    assert verdict(curve_study(), {s: v for s, v in bad.items() if s <= 50})
+    study = curve_study()
+    trial = study.ask()
+    for step, value in bad.items():
+        trial.report(value, step)
+    assert not study.pruner.prune(study, study.trials[-1])  # at MAX_ITER: nothing to save
+
+
+def test_top_k_rung_keeps_exactly_the_top_k_at_the_rung():
+    pruner = make_pruner(MAX_ITER, warmup_fraction=0.25, kind="top_k_rung", top_k=3)
+    assert isinstance(pruner, TopKRungPruner) and pruner.rung_step == 50
+    at_rung = [0.50, 0.72, 0.31, 0.90, 0.66, 0.80, 0.45, 0.58]
+    study = study_with([], pruner)
+    for value in at_rung:  # every trial has reached the rung, none judged yet
+        study.add_trial(create_trial(state=TrialState.RUNNING,
+                                     intermediate_values={40: 0.1, 50: value}))
+    kept = [t.intermediate_values[50] for t in study.trials if not pruner.prune(study, t)]
+    assert sorted(kept) == [0.72, 0.80, 0.90]
+    pruned = next(t for t in study.trials if t.intermediate_values[50] == 0.31)
+    assert pruned_because(study, pruned).startswith("ranked 8 of the 8 trials at the rung")
+
+
+def test_top_k_rung_judges_once_and_by_share_without_top_k():
+    pruner = make_pruner(MAX_ITER, warmup_fraction=0.25, kind="top_k_rung", reduction_factor=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    decisions = {}
+    for number, dice in enumerate([0.9, 0.5, 0.95, 0.4, 0.3, 0.2, 0.85, 0.97, 0.1]):
+        trial = study.ask()
+        trial.report(dice, 40)
+        early = trial.should_prune()
+        trial.report(dice, 50)
+        at_rung = trial.should_prune()
+        trial.report(0.0, 60)  # past the rung: never judged again
+        decisions[number] = (early, at_rung, trial.should_prune())
+        study.tell(trial, state=TrialState.PRUNED) if at_rung else study.tell(trial, dice)
+    assert not any(early or later for early, _, later in decisions.values())
+    # each kept trial is within the best third (at least the best) of those at the rung then
+    assert [n for n, (_, pruned, _) in decisions.items() if not pruned] == [0, 2, 7]
+
+
+@pytest.mark.parametrize(("factor", "brackets"), [(2, 3), (3, 2), (4, 2)])
+def test_hyperband_has_brackets_from_the_warmup_to_the_last_iteration(factor, brackets):
+    pruner = make_pruner(MAX_ITER, warmup_fraction=0.25, kind="hyperband",
+                         reduction_factor=factor)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    trial = study.ask()
+    trial.report(0.5, 10)
+    assert not trial.should_prune()  # the first call sets the brackets up
+    assert pruner._n_brackets == brackets
+    first_rungs = [50 * factor ** p._min_early_stopping_rate for p in pruner._pruners]
+    assert first_rungs == [50 * factor ** b for b in range(brackets)]
+    assert all(p._min_resource == 50 and p._reduction_factor == factor for p in pruner._pruners)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('kind = "hyperbnd"', "[pruner] kind must be one of 'asha', 'hyperband', 'median', 'curve', "
+                          "'top_k_rung', 'none', but got 'hyperbnd' (did you mean 'hyperband'?)"),
+    ("sigmas = -1", "[pruner] sigmas must be a number >= 0, but got -1"),
+    ('sigmas = "two"', "[pruner] sigmas must be a number >= 0, but got 'two'"),
+    ("sigmas = nan", "[pruner] sigmas must be a number >= 0, but got nan"),
+    ("top_k = 0", "[pruner] top_k must be a positive integer, but got 0"),
+    ("top_k = true", "[pruner] top_k must be a positive integer, but got True"),
+    ("top_k = 2.5", "[pruner] top_k must be a positive integer, but got 2.5"),
+    ("sigma = 1", "unknown key 'sigma' in [pruner] (did you mean 'sigmas'?)"),
+])
+def test_bad_pruner_values_get_one_line(table, message):
+    import tomllib
+
+    doc = tomllib.loads(f'[study]\nfamilies = ["constant"]\nbase_lr = [1e-5, 1e-1]\n'
+                        f'[pruner]\n{table}\n')
+    with pytest.raises(SpaceError) as info:
+        parse_space(doc, "space.toml")
+    assert str(info.value) == f"space.toml: {message}"
+
+
+def test_new_pruner_keys_load():
+    doc = {"study": {"families": ["constant"], "base_lr": [1e-5, 1e-1]},
+           "pruner": {"kind": "curve", "sigmas": 2, "top_k": 4}}
+    space = parse_space(doc)
+    assert (space.pruner, space.pruner_sigmas, space.pruner_top_k) == ("curve", 2.0, 4)
+    pruner = make_pruner(MAX_ITER, space.pruner_startup_trials, space.pruner_warmup_fraction,
+                         space.pruner, space.pruner_reduction_factor, space.pruner_sigmas,
+                         space.pruner_top_k)
+    assert isinstance(pruner, CurvePruner)
+    assert (pruner.sigmas, pruner.warmup_steps, pruner.startup_trials) == (2.0, 50, 5)
+
+
+@pytest.mark.slow
+def test_curve_study_on_niftynet_prunes_a_searched_trial_and_never_the_baseline(tmp_path, capsys):
+    """A real study with ``kind = "curve"``: a stored trial ended at Dice 1.0 and no sigma of
+    slack is given, so every forecast falls short of it. The config baseline (trial 1) still
+    trains through, the searched trial (trial 2) is stopped by the forecast."""
+    from lrsearch import cli
+    from tests.tiny import TINY_SPACE, tiny_config
+
+    max_iter, every = 10, 2  # rounds at 2, 4, 6, 8, 10: judged at 8 (four rounds)
+    config = tiny_config(tmp_path, validate_every=every)
+    space = tmp_path / "curve.toml"
+    text = TINY_SPACE.read_text().replace('kind = "median"', 'kind = "curve"\nsigmas = 0')
+    space.write_text(text.replace("startup_trials = 1 ", "startup_trials = 0 "))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="c", storage=storage, direction="maximize")
+    study.add_trial(create_trial(value=1.0, intermediate_values={i: 1.0 for i in range(1, 11)}))
+
+    code = cli.main(["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
+                     "--study", "c", "--trials", "3", "--max-iter", str(max_iter), "--jobs", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    trials = optuna.load_study(study_name="c", storage=storage).trials
+    baseline, searched = trials[1], trials[2]
+    assert baseline.user_attrs["baseline"] == "config"
+    assert baseline.state == TrialState.COMPLETE, baseline.user_attrs.get("stop_reason")
+    assert sorted(baseline.intermediate_values) == [2, 4, 6, 8, 10]
+    assert searched.state == TrialState.PRUNED, searched.intermediate_values
+    reason = searched.user_attrs["stop_reason"]
+    assert reason.startswith("pruned at iteration 8: ") and "learning-curve" in reason, reason
+
+
+def test_no_trial_is_judged_at_its_last_iteration():
+    """Successive halving with its first rung at the last iteration (warmup_fraction 1) would
+    stop a trial that has already trained to the end; the trial's reporting never asks there."""
+    from lrsearch.monitor.progress import QUIET, Progress
+    from lrsearch.run.trial import _Progress, _report
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(
+        MAX_ITER, warmup_fraction=1.0, kind="asha"))
+    observer = Progress(3, QUIET)
+    first = study.ask()  # judged (no last iteration known): the best so far, it goes on
+    assert _report(first, (MAX_ITER, 0.9), _Progress(), observer) is None
+    study.tell(first, 0.9)
+    worse = study.ask()
+    assert _report(worse, (MAX_ITER, 0.5), _Progress(max_iter=MAX_ITER), observer) is None
+    # asked there, the pruner would have stopped it
+    assert _report(study.ask(), (MAX_ITER, 0.5), _Progress(), observer).startswith(
+        f"pruned at iteration {MAX_ITER}: validation Dice 0.5000 not within the best 1/3")
