@@ -10,7 +10,9 @@ three additions:
 - ``lr`` and ``dice_fg`` (hard Dice of the argmax prediction over the foreground classes,
   per window, averaged over the batch) are printed with NiftyNet's console variables, so the
   training log records the learning rate actually used and validation reports a real Dice;
-- NiftyNet's validation keeps running (its own ``decay_lr`` demo application refuses it).
+- NiftyNet's validation keeps running (its own ``decay_lr`` demo application refuses it), and
+  with the study's validation seed (``VALIDATION_SEED_ENV``) every round sees the same windows
+  (:mod:`lrsearch.engines.child.validation`).
 
 This module runs inside NiftyNet's process on TF 2 (through the compatibility layer) and on
 stock TF 1.15 under Python 3.7: keep it Python 3.7-compatible.
@@ -24,7 +26,16 @@ from niftynet.application import segmentation_application as _stock
 from niftynet.engine.application_variables import CONSOLE
 from niftynet.engine.signal import ITER_FINISHED
 
-from lrsearch.nifty.contract import DICE_NAME, LR_NAME, SCHEDULE_ENV, read_schedule
+from lrsearch.engines.child.seeding import parse_seed
+from lrsearch.engines.child.validation import FixedWindowSampler
+from lrsearch.nifty.contract import (
+    DICE_NAME,
+    LR_NAME,
+    SCHEDULE_ENV,
+    VALIDATION_LOG_ENV,
+    VALIDATION_SEED_ENV,
+    read_schedule,
+)
 from lrsearch.search.schedules import Constant, from_dict
 
 
@@ -78,7 +89,26 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
         self.schedule, self.history = load_schedule(getattr(action_param, "lr", None))
         self._lr = None
         self._round_dice = []  # dice_fg of the validation windows of the current round
+        self._fixed_validation = None  # the FixedWindowSampler, when the study fixes them
         ITER_FINISHED.connect(self._collect_validation)
+
+    def initialise_sampler(self):
+        """NiftyNet's samplers; the validation one serves the study's fixed windows when the
+        study gives its validation seed (NiftyNet's ``resize`` sampling, which feeds whole
+        volumes, is kept as it is)."""
+        super().initialise_sampler()
+        seed = parse_seed(os.environ.get(VALIDATION_SEED_ENV), VALIDATION_SEED_ENV)
+        if seed is None or not self.is_training or len(self.readers) < 2 or \
+                self.action_param.validation_every_n <= 0 or \
+                self.net_param.window_sampling == "resize":
+            return
+        batch_size = self.net_param.batch_size
+        self._fixed_validation = FixedWindowSampler(
+            reader=self.readers[-1], window_sizes=self.data_param, batch_size=batch_size,
+            n_windows=max(self.action_param.validation_max_iter, 1) * batch_size, seed=seed,
+            queue_length=self.net_param.queue_length,
+            log_path=os.environ.get(VALIDATION_LOG_ENV) or None)
+        self.sampler[0][-1] = self._fixed_validation
 
     def connect_data_and_network(self, outputs_collector=None, gradients_collector=None):
         if not self.is_training:
@@ -100,6 +130,8 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
 
     def set_iteration_update(self, iteration_message):
         super().set_iteration_update(iteration_message)
+        if self._fixed_validation is not None:
+            self._fixed_validation.iteration = iteration_message.current_iter
         if self._lr is None:
             return
         if iteration_message.is_training:
