@@ -9,9 +9,7 @@ the same runtime (NiftyNet 0.6.0 on TensorFlow 2 through lrsearch's bridge):
 and the figure is wall time from launch to the last training iteration line, alternating the
 two sides (ABAB…) so both see the same machine. Also printed: where an lrsearch trial's fixed
 cost goes (imports, graph build + session + first iteration, training) and the final
-whole-volume evaluation (NiftyNet inference + Dice) as its own figure, and the cost of a
-validation round, in seconds and as a fraction of the training iterations' time (NiftyNet's
-own per-iteration times), for the study's fixed windows and for plain NiftyNet's random ones.
+whole-volume evaluation (NiftyNet inference + Dice) as its own figure.
 
     python benchmarks/trial_overhead.py [--repeats 3] [--iterations 60]
 """
@@ -46,25 +44,7 @@ optimisers = ["adam"]
 """
 
 
-def validation_cost(events) -> dict:
-    """Seconds of the first validation round (it also runs the validation branch for the first
-    time and, with fixed windows, reads and crops them), the mean of the later ones, and all
-    validation time over training time, from NiftyNet's per-iteration times."""
-    rounds: dict[int, float] = {}
-    training = 0.0
-    for event in events:
-        if event.phase == "validation":
-            rounds[event.iteration] = rounds.get(event.iteration, 0.0) + event.seconds
-        else:
-            training += event.seconds
-    if len(rounds) < 2 or not training:
-        return dict.fromkeys(("first", "round", "fraction"), float("nan"))
-    first, *later = rounds.values()
-    return {"first": first, "round": statistics.mean(later),
-            "fraction": sum(rounds.values()) / training}
-
-
-def plain_run(work: Path, split: Path, iterations: int, k: int) -> dict:
+def plain_run(work: Path, split: Path, iterations: int, k: int) -> float:
     cfg = load_config(REPO / "configs" / "demo.ini")
     model_dir = work / f"plain-{k}"
     plain_ini = work / f"plain-{k}.ini"
@@ -76,13 +56,10 @@ def plain_run(work: Path, split: Path, iterations: int, k: int) -> dict:
     command = runtime.command([["train", "-a", STOCK_APP, "-c", str(plain_ini)]])
     started = time.monotonic()
     last = None
-    events = []
     with subprocess.Popen(command, env=runtime.environment(), cwd=work, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         for line in proc.stdout:
             event = parse_line(line)
-            if event is not None:
-                events.append(event)
             if event is not None and event.phase == "training":
                 last = time.monotonic()
                 if event.iteration == iterations:
@@ -90,7 +67,7 @@ def plain_run(work: Path, split: Path, iterations: int, k: int) -> dict:
         proc.wait()
     if last is None:
         sys.exit("plain NiftyNet did not train; see " + str(model_dir))
-    return {"wall": last - started, **validation_cost(events)}
+    return last - started
 
 
 def lrsearch_run(work: Path, space: Path, iterations: int, k: int) -> dict:
@@ -105,10 +82,8 @@ def lrsearch_run(work: Path, space: Path, iterations: int, k: int) -> dict:
     run_study.optimize(plan, Progress(1, QUIET))
     trial = optuna.load_study(study_name=name, storage=storage).trials[0]
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
-    with open(trial.user_attrs["log_path"], encoding="utf-8") as log:
-        cost = validation_cost(e for e in map(parse_line, log) if e is not None)
     return {"wall": trial.user_attrs["wall_seconds"], **trial.user_attrs["timing"],
-            "dice": trial.value, **cost}
+            "dice": trial.value}
 
 
 def main() -> None:
@@ -135,15 +110,15 @@ def main() -> None:
     for k in range(args.repeats):
         plain.append(plain_run(work, split, args.iterations, k))
         ours.append(lrsearch_run(work, space, args.iterations, k))
-        print(f"run {k}: plain {plain[-1]['wall']:.2f} s, lrsearch {ours[-1]['wall']:.2f} s "
+        print(f"run {k}: plain {plain[-1]:.2f} s, lrsearch {ours[-1]['wall']:.2f} s "
               f"(imports {ours[-1]['imports']:.2f}, setup {ours[-1]['setup']:.2f}, "
               f"training {ours[-1]['training']:.2f}, evaluation {ours[-1]['evaluation']:.2f})",
               flush=True)
 
-    def med(key, runs=ours):
-        return statistics.median(r[key] for r in runs)
+    def med(key):
+        return statistics.median(r[key] for r in ours)
 
-    p, o = med("wall", plain), med("wall")
+    p, o = statistics.median(plain), med("wall")
     print(f"\nconfigs/demo.ini, {args.iterations} iterations, {args.repeats} runs each, "
           f"NiftyNet 0.6.0 on TF 2 (median wall time, launch → last training iteration):")
     print(f"  plain NiftyNet (stock application): {p:.2f} s")
@@ -154,13 +129,6 @@ def main() -> None:
           f"{med('setup'):.2f} s, training {med('training'):.2f} s")
     print(f"  final whole-volume evaluation (NiftyNet inference + Dice): "
           f"{med('evaluation'):.2f} s")
-    cfg = load_config(REPO / "configs" / "demo.ini")
-    print(f"  validation round ({cfg.validation_max_iter} batches of {cfg.batch_size} every "
-          f"{cfg.validation_every_n} iterations), first / later rounds, all rounds as a "
-          f"fraction of training time:")
-    for name, runs in (("lrsearch, fixed windows", ours), ("plain NiftyNet, random", plain)):
-        print(f"    {name + ':':25} {med('first', runs):.3f} s / {med('round', runs):.3f} s, "
-              f"{med('fraction', runs):.1%}")
     print(f"  work directory: {work}")
 
 
