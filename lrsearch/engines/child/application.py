@@ -24,6 +24,7 @@ import os
 import tensorflow as tf
 from niftynet.application import segmentation_application as _stock
 from niftynet.engine.application_variables import CONSOLE
+from niftynet.engine.image_window import LOCATION_FORMAT
 from niftynet.engine.signal import ITER_FINISHED
 
 from lrsearch.engines.child.seeding import parse_seed
@@ -37,6 +38,8 @@ from lrsearch.nifty.contract import (
     read_schedule,
 )
 from lrsearch.search.schedules import Constant, from_dict
+
+_FED_WINDOWS = "lrsearch_validation_windows"  # ops_to_run key: the validation batches' windows
 
 
 def foreground_dice(prediction, ground_truth, num_classes):
@@ -90,6 +93,7 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
         self._lr = None
         self._round_dice = []  # dice_fg of the validation windows of the current round
         self._fixed_validation = None  # the FixedWindowSampler, when the study fixes them
+        self._fed_locations = []  # the window locations of the batch fed, one per device
         ITER_FINISHED.connect(self._collect_validation)
 
     def initialise_sampler(self):
@@ -118,9 +122,11 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
             self._lr = tf.placeholder_with_default(
                 tf.constant(float(self.action_param.lr), tf.float32), shape=[], name="lr")
         recorded = {}
-        with _recording_loss(recorded), _swapped(self.action_param, "lr", self._lr):
+        with _recording_loss(recorded), _swapped(self.action_param, "lr", self._lr), \
+                _swapped(_stock, "tf", _RecordingCond(recorded)):
             super().connect_data_and_network(
                 outputs_collector, gradients_collector)
+        self._fed_locations.append(recorded["batch"][LOCATION_FORMAT.format("image")])
         outputs_collector.add_to_collection(
             var=self._lr, name=LR_NAME, average_over_devices=False, collection=CONSOLE)
         dice = foreground_dice(recorded["prediction"], recorded["ground_truth"],
@@ -130,8 +136,9 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
 
     def set_iteration_update(self, iteration_message):
         super().set_iteration_update(iteration_message)
-        if self._fixed_validation is not None:
-            self._fixed_validation.iteration = iteration_message.current_iter
+        fixed = self._fixed_validation
+        if fixed is not None and fixed.log_path and iteration_message.is_validation:
+            iteration_message.ops_to_run[_FED_WINDOWS] = self._fed_locations
         if self._lr is None:
             return
         if iteration_message.is_training:
@@ -145,6 +152,9 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
         message = msg["iter_msg"]
         if not message.is_validation:
             return
+        fed = (message.current_iter_output or {}).get(_FED_WINDOWS)
+        if fed is not None:
+            self._fixed_validation.log(message.current_iter, fed)
         value = (message.current_iter_output or {}).get(CONSOLE, {}).get(DICE_NAME)
         if value is not None:
             self._round_dice.append(float(value))
@@ -165,6 +175,24 @@ class _RecordingLoss(_stock.LossFunction):
             self.sink["prediction"] = prediction
             self.sink["ground_truth"] = ground_truth
         return super().layer_op(prediction, ground_truth, weight_map)
+
+
+class _RecordingCond:
+    """``tf`` as the stock application sees it while connecting data and network: ``cond``
+    remembers the batch it returns (the training sampler's, or at validation iterations the
+    validation sampler's), whose tensors, unlike those inside the branches, can be fetched."""
+
+    def __init__(self, sink):
+        self._sink = sink
+
+    def __getattr__(self, name):
+        return getattr(tf, name)
+
+    def cond(self, *args, **kwargs):
+        result = tf.cond(*args, **kwargs)
+        if isinstance(result, dict):
+            self._sink["batch"] = result
+        return result
 
 
 @contextlib.contextmanager

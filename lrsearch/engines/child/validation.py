@@ -30,7 +30,6 @@ import threading
 import zlib
 
 import numpy as np
-import tensorflow as tf
 from niftynet.engine.image_window import LOCATION_FORMAT, N_SPATIAL
 from niftynet.engine.sampler_uniform_v2 import UniformSampler, _infer_spatial_size
 
@@ -90,9 +89,10 @@ class FixedWindowSampler(UniformSampler):
     """NiftyNet's uniform sampler serving a fixed list of windows, one pass per round.
 
     The list is made on first use (the module's rule) and kept in memory; NiftyNet's dataset
-    then maps the indices 0..n-1, without shuffling, to those windows and repeats. With
-    ``log_path``, each validation batch the network is fed appends its windows there
-    (:func:`lrsearch.nifty.contract.append_validation_windows`), at ``self.iteration``.
+    then maps the indices 0..n-1, without shuffling, to those windows and repeats. The
+    application fetches the locations of the batches it feeds at validation iterations and
+    :meth:`log` writes them to ``log_path``, outside NiftyNet's timed ``session.run`` (a
+    ``py_func`` logging inside the validation step doubled its time on a busy machine).
     """
 
     def __init__(self, reader, window_sizes, batch_size, n_windows, seed, queue_length=10,
@@ -104,7 +104,6 @@ class FixedWindowSampler(UniformSampler):
         self.n_subjects = n_windows  # NiftyNet's dataset maps range(n_subjects) to layer_op
         self.seed = seed
         self.log_path = log_path
-        self.iteration = 0  # the application's current iteration, for the log
         self._windows = None
         self._lock = threading.Lock()
 
@@ -150,19 +149,10 @@ class FixedWindowSampler(UniformSampler):
                 windows[k][LOCATION_FORMAT.format(name)] = location[np.newaxis, ...]
         return windows
 
-    def pop_batch_op(self):
-        batch = UniformSampler.pop_batch_op(self)
-        if not self.log_path:
-            return batch
-        name = self.window.names[0]
-        logged = tf.py_func(self._log, [batch[LOCATION_FORMAT.format(name)]], tf.int32,
-                            stateful=True)
-        with tf.control_dependencies([logged]):
-            batch[name] = tf.identity(batch[name])
-        return batch
-
-    def _log(self, locations):
+    def log(self, iteration, locations):
+        """Appends the windows of the validation batches fed at ``iteration`` (NiftyNet's
+        window locations, one array per device) to ``log_path``."""
         append_validation_windows(
-            self.log_path, self.iteration,
-            [(self.reader.get_subject_id(int(row[0])), row[1:]) for row in locations])
-        return np.int32(0)
+            self.log_path, iteration,
+            [(self.reader.get_subject_id(int(row[0])), row[1:])
+             for batch in locations for row in batch])
