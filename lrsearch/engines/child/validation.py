@@ -7,8 +7,8 @@ the validation sampler is :class:`FixedWindowSampler` instead, and the only diff
 between two validation Dice values is the model (common random numbers).
 
 How many: ``validation_max_iter`` x ``batch_size`` windows, the config's own validation
-budget, so a round costs what the config asks (and less than NiftyNet's: the windows are
-read and cropped once, then served from memory). One round is exactly one pass over them, in
+budget, so a round costs what the config asks (the windows are read and cropped once, in
+the first round, then served from memory). One round is exactly one pass over them, in
 a fixed order and in fixed batches, which matters because HighRes3DNet normalises validation
 batches with their own statistics.
 
