@@ -85,6 +85,18 @@ def test_export_writes_config_schedule_and_command(setup, tmp_path, capsys):
                          "-c", str(target)]
 
 
+def test_export_validates_on_the_study_windows(tmp_path, capsys):
+    """A study that fixed its validation windows passes its validation seed on."""
+    config = tiny_config(tmp_path)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = make_study(url, "exp", max_iter=MAX_ITER, config=config)
+    study.set_user_attr("validation_seed", 1234)
+    add_trials(study, 1, states=["complete"])
+    words = shlex.split(_export(url, "--trial", "0", "-o", str(tmp_path / "t.ini"),
+                                capsys=capsys)[-1])
+    assert "LRSEARCH_VALIDATION_SEED=1234" in words[:words.index("-m")]
+
+
 def test_max_iter_rebuilds_the_schedule_for_a_longer_run(setup, tmp_path, capsys):
     url, _ = setup
     trial = optuna.load_study(study_name="exp", storage=url).trials[0]  # cosine with warm-up

@@ -37,6 +37,7 @@ def test_stored_keys_are_the_ones_existing_studies_hold():
         "VALIDATION_SUBJECTS": "validation_subjects", "LR_FIND": "lr_find",
         "CHECKPOINT_STORE": "checkpoint_store", "UID": "study_uid", "BASELINES": "baselines",
         "PAYOFF": "payoff", "CHECKPOINT_DICE_PREFIX": "checkpoint_dice.",
+        "VALIDATION_SEED": "validation_seed",
     }
 
 

@@ -75,6 +75,7 @@ class StudyAttr:
     BASELINES: Final = "baselines"  # names of the baselines ever queued, in order
     PAYOFF: Final = "payoff"  # the best and baseline trials whose checkpoints were segmented
     CHECKPOINT_DICE_PREFIX: Final = "checkpoint_dice."  # + trial number: Dice per checkpoint
+    VALIDATION_SEED: Final = "validation_seed"  # fixes the windows every validation round sees
 
 
 @dataclass(frozen=True)

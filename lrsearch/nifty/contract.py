@@ -3,10 +3,11 @@
 A trial (and a range test, and an exported run) is a folder holding NiftyNet's config, a
 schedule file and a console log; the parent starts ``python -m lrsearch.engines.child.main``
 with NiftyNet ``net_run`` argument lists, the child's environment naming the schedule file
-(``SCHEDULE_ENV``), giving the training seed (``SEED_ENV``) and putting lrsearch, and nothing
-else, on its ``PYTHONPATH``. The child prints the console variables ``DICE_NAME`` and
-``LR_NAME`` and saves checkpoints where NiftyNet does (``<model>/models/model.ckpt-N.*``,
-announced by ``iter N saved:`` lines).
+(``SCHEDULE_ENV``), giving the training seed (``SEED_ENV``), the study's validation seed
+(``VALIDATION_SEED_ENV``) with the file the child logs each validation window to
+(``VALIDATION_LOG_ENV``), and putting lrsearch, and nothing else, on its ``PYTHONPATH``. The
+child prints the console variables ``DICE_NAME`` and ``LR_NAME`` and saves checkpoints where
+NiftyNet does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines).
 
 Imported by the child as well (:mod:`lrsearch.engines.child`): standard library only, Python 3.7.
 """
@@ -26,6 +27,10 @@ THEN = "--then"  # separates the NiftyNet runs one child makes (train, then infe
 SCHEDULE_ENV = "LRSEARCH_SCHEDULE"  # path of the run's schedule file
 SEED_ENV = "LRSEARCH_SEED"  # the run's training seed (an integer); unset: NiftyNet's own randomness
 SEED_RANGE = 2 ** 31  # training seeds are in [0, SEED_RANGE): numpy takes < 2**32
+# the study's validation seed, in [0, SEED_RANGE): it fixes the windows of every validation
+# round (lrsearch.engines.child.validation); unset: NiftyNet's random windows
+VALIDATION_SEED_ENV = "LRSEARCH_VALIDATION_SEED"
+VALIDATION_LOG_ENV = "LRSEARCH_VALIDATION_LOG"  # file the child appends each validation window to
 DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
 LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
 
@@ -37,6 +42,7 @@ INFERENCE_SPLIT = "inference_split.csv"
 MODEL = "model"  # NiftyNet's model_dir inside the run folder
 SEGMENTATION = "segmentation"  # save_seg_dir inside model_dir
 INFERRED_CSV = "inferred.csv"  # NiftyNet's list of the segmentations it wrote
+VALIDATION_WINDOWS = "validation_windows.csv"  # the windows each validation round fed the network
 
 _SAVED = re.compile(r"\biter (\d+) saved: ")
 _CHECKPOINT = re.compile(r'model_checkpoint_path: ".*-(\d+)"')
@@ -58,6 +64,36 @@ def read_schedule(path) -> tuple[dict, list]:
     with open(path, encoding="utf-8") as handle:
         spec = json.load(handle)
     return spec["schedule"], list(spec.get("history", []))
+
+
+# ------------------------------------------------------------------------------------------
+# Validation windows
+# ------------------------------------------------------------------------------------------
+
+def validation_environment(seed: int, log_path: Path) -> dict:
+    """The child's variables that fix its validation windows and log them to ``log_path``."""
+    return {VALIDATION_SEED_ENV: str(seed), VALIDATION_LOG_ENV: str(log_path)}
+
+
+def append_validation_windows(path, iteration: int, windows) -> None:
+    """Appends one line per window, ``iteration,subject,x0,y0,z0,x1,y1,z1`` (NiftyNet's window
+    location: start and end corners), of a validation batch fed at ``iteration``."""
+    with open(path, "a", encoding="utf-8") as log:
+        log.writelines(f"{iteration},{subject},{','.join(str(int(c)) for c in corners)}\n"
+                       for subject, corners in windows)
+
+
+def read_validation_windows(path) -> list[tuple[int, list[tuple]]]:
+    """The log of :func:`append_validation_windows` as rounds: ``(iteration, windows)`` in the
+    order fed, each window ``(subject, x0, y0, z0, x1, y1, z1)``."""
+    rounds: list[tuple[int, list[tuple]]] = []
+    with open(path, encoding="utf-8") as log:
+        for line in log:
+            iteration, subject, *corners = line.strip().split(",")
+            if not rounds or rounds[-1][0] != int(iteration):
+                rounds.append((int(iteration), []))
+            rounds[-1][1].append((subject, *(int(c) for c in corners)))
+    return rounds
 
 
 # ------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from lrsearch.engines.runtime import Runtime
 from lrsearch.errors import DataError
 from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.nifty import contract
-from lrsearch.nifty.contract import SCHEDULE_ENV, SEED_ENV
+from lrsearch.nifty.contract import SCHEDULE_ENV, SEED_ENV, VALIDATION_SEED_ENV
 from lrsearch.run.studies import ResultError
 from lrsearch.search.schedules import Schedule, from_dict
 
@@ -169,6 +169,9 @@ def export_trial(study: optuna.Study, number: int, output: str | Path,
     environment = [(SCHEDULE_ENV, str(schedule_path))]
     if isinstance(attrs.get(TrialAttr.SEED), int):  # the trial's training seed: the same run again
         environment.append((SEED_ENV, str(attrs[TrialAttr.SEED])))
+    validation_seed = study.user_attrs.get(StudyAttr.VALIDATION_SEED)
+    if isinstance(validation_seed, int):  # validated on the study's windows, as its trials
+        environment.append((VALIDATION_SEED_ENV, str(validation_seed)))
     return Export(trial=number, config=target, schedule=schedule_path, model_dir=model_dir,
                   max_iter=iterations, command=tuple(command),
                   environment=(*environment, ("PYTHONPATH", runtime.pythonpath)))

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
+import secrets
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from lrsearch.monitor.progress import Progress
 from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
+from lrsearch.nifty.contract import SEED_RANGE
 from lrsearch.run import owners, payoff
 from lrsearch.run.plan import StudyOptions, StudyPlan, make_slots
 from lrsearch.run.range_test import run_range_test
@@ -252,6 +255,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     study = load_or_create(plan)
     plan = _claim_runs_dir(study, plan)
     plan = _share_checkpoint_store(study, plan)
+    plan = _fix_validation_windows(study, plan)
     # A study searched within its range test's bounds keeps them: a worker started without
     # --lr-bounds auto must not widen the search of the others.
     if plan.lr_bounds == "auto" or StudyAttr.LR_FIND in study.user_attrs:
@@ -325,6 +329,35 @@ def _share_checkpoint_store(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
         context = dataclasses.replace(plan.context, checkpoint_store=Path(recorded))
         return dataclasses.replace(plan, context=context)
     return plan
+
+
+def _fix_validation_windows(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
+    """The plan whose trials validate on the study's fixed windows."""
+    seed = validation_seed(study, plan.storage_url, plan.seed)
+    context = dataclasses.replace(plan.context, validation_seed=seed)
+    return dataclasses.replace(plan, context=context)
+
+
+def validation_seed(study: optuna.Study, storage_url: str, seed: int | None) -> int:
+    """The study's validation seed, stored once: every validation round of every trial sees
+    the windows it fixes (lrsearch.engines.child.validation), so two trials' validation Dice
+    differ only by their models.
+
+    The first worker stores it, under the study lock so that workers starting together agree;
+    a resumed study keeps it. It derives from the study's ``seed`` (``--seed``), so the same
+    command validates on the same windows; without one it is random.
+    """
+    with study_lock(storage_url, study.study_name):
+        stored = study.user_attrs.get(StudyAttr.VALIDATION_SEED)
+        if stored is not None:
+            return int(stored)
+        if seed is None:
+            derived = secrets.randbelow(SEED_RANGE)
+        else:
+            digest = hashlib.sha256(f"{seed}:validation".encode()).digest()
+            derived = int.from_bytes(digest[:8], "big") % SEED_RANGE
+        study.set_user_attr(StudyAttr.VALIDATION_SEED, derived)
+        return derived
 
 
 def narrow_to_range_test(study: optuna.Study, plan: StudyPlan,

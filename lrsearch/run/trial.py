@@ -91,6 +91,9 @@ class TrialContext:
     checkpoint_store: Path | None = None  # artifact store for checkpoints (run/checkpoints.py)
     owner: owners.Owner | None = None  # the study, recorded in each trial folder it writes
     seed: int | None = None  # the study's sampler seed (--seed): trials' seeds derive from it
+    # the study's validation seed: every validation round of every trial sees the same windows
+    # (lrsearch.engines.child.validation); None: NiftyNet's random windows
+    validation_seed: int | None = None
 
     def trial_dir(self, number: int) -> Path:
         return self.runs_dir / f"trial-{number:04d}"
@@ -225,6 +228,7 @@ def _clear(directory: Path) -> None:
     if (directory / contract.MODEL).exists():
         shutil.rmtree(directory / contract.MODEL)
     (directory / contract.CONSOLE_LOG).unlink(missing_ok=True)
+    (directory / contract.VALIDATION_WINDOWS).unlink(missing_ok=True)
 
 
 def _clear_stale(ctx: TrialContext, directory: Path) -> None:
@@ -272,6 +276,9 @@ def run_trial(
 
     started = time.monotonic()
     env = {SCHEDULE_ENV: str(schedule_path), SEED_ENV: str(seed)}
+    if ctx.validation_seed is not None:
+        env.update(contract.validation_environment(
+            ctx.validation_seed, directory / contract.VALIDATION_WINDOWS))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     child = ChildProcess(

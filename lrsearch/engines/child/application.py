@@ -10,7 +10,9 @@ three additions:
 - ``lr`` and ``dice_fg`` (hard Dice of the argmax prediction over the foreground classes,
   per window, averaged over the batch) are printed with NiftyNet's console variables, so the
   training log records the learning rate actually used and validation reports a real Dice;
-- NiftyNet's validation keeps running (its own ``decay_lr`` demo application refuses it).
+- NiftyNet's validation keeps running (its own ``decay_lr`` demo application refuses it), and
+  with the study's validation seed (``VALIDATION_SEED_ENV``) every round sees the same windows
+  (:mod:`lrsearch.engines.child.validation`).
 
 This module runs inside NiftyNet's process on TF 2 (through the compatibility layer) and on
 stock TF 1.15 under Python 3.7: keep it Python 3.7-compatible.
@@ -22,10 +24,22 @@ import os
 import tensorflow as tf
 from niftynet.application import segmentation_application as _stock
 from niftynet.engine.application_variables import CONSOLE
+from niftynet.engine.image_window import LOCATION_FORMAT
 from niftynet.engine.signal import ITER_FINISHED
 
-from lrsearch.nifty.contract import DICE_NAME, LR_NAME, SCHEDULE_ENV, read_schedule
+from lrsearch.engines.child.seeding import parse_seed
+from lrsearch.engines.child.validation import FixedWindowSampler
+from lrsearch.nifty.contract import (
+    DICE_NAME,
+    LR_NAME,
+    SCHEDULE_ENV,
+    VALIDATION_LOG_ENV,
+    VALIDATION_SEED_ENV,
+    read_schedule,
+)
 from lrsearch.search.schedules import Constant, from_dict
+
+_FED_WINDOWS = "lrsearch_validation_windows"  # ops_to_run key: the validation batches' windows
 
 
 def foreground_dice(prediction, ground_truth, num_classes):
@@ -78,7 +92,27 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
         self.schedule, self.history = load_schedule(getattr(action_param, "lr", None))
         self._lr = None
         self._round_dice = []  # dice_fg of the validation windows of the current round
+        self._fixed_validation = None  # the FixedWindowSampler, when the study fixes them
+        self._fed_locations = []  # the window locations of the batch fed, one per device
         ITER_FINISHED.connect(self._collect_validation)
+
+    def initialise_sampler(self):
+        """NiftyNet's samplers; the validation one serves the study's fixed windows when the
+        study gives its validation seed (NiftyNet's ``resize`` sampling, which feeds whole
+        volumes, is kept as it is)."""
+        super().initialise_sampler()
+        seed = parse_seed(os.environ.get(VALIDATION_SEED_ENV), VALIDATION_SEED_ENV)
+        if seed is None or not self.is_training or len(self.readers) < 2 or \
+                self.action_param.validation_every_n <= 0 or \
+                self.net_param.window_sampling == "resize":
+            return
+        batch_size = self.net_param.batch_size
+        self._fixed_validation = FixedWindowSampler(
+            reader=self.readers[-1], window_sizes=self.data_param, batch_size=batch_size,
+            n_windows=max(self.action_param.validation_max_iter, 1) * batch_size, seed=seed,
+            queue_length=self.net_param.queue_length,
+            log_path=os.environ.get(VALIDATION_LOG_ENV) or None)
+        self.sampler[0][-1] = self._fixed_validation
 
     def connect_data_and_network(self, outputs_collector=None, gradients_collector=None):
         if not self.is_training:
@@ -88,9 +122,11 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
             self._lr = tf.placeholder_with_default(
                 tf.constant(float(self.action_param.lr), tf.float32), shape=[], name="lr")
         recorded = {}
-        with _recording_loss(recorded), _swapped(self.action_param, "lr", self._lr):
+        with _recording_loss(recorded), _swapped(self.action_param, "lr", self._lr), \
+                _swapped(_stock, "tf", _RecordingCond(recorded)):
             super().connect_data_and_network(
                 outputs_collector, gradients_collector)
+        self._fed_locations.append(recorded["batch"][LOCATION_FORMAT.format("image")])
         outputs_collector.add_to_collection(
             var=self._lr, name=LR_NAME, average_over_devices=False, collection=CONSOLE)
         dice = foreground_dice(recorded["prediction"], recorded["ground_truth"],
@@ -100,6 +136,9 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
 
     def set_iteration_update(self, iteration_message):
         super().set_iteration_update(iteration_message)
+        fixed = self._fixed_validation
+        if fixed is not None and fixed.log_path and iteration_message.is_validation:
+            iteration_message.ops_to_run[_FED_WINDOWS] = self._fed_locations
         if self._lr is None:
             return
         if iteration_message.is_training:
@@ -113,6 +152,9 @@ class ScheduledSegmentationApplication(_stock.SegmentationApplication):
         message = msg["iter_msg"]
         if not message.is_validation:
             return
+        fed = (message.current_iter_output or {}).get(_FED_WINDOWS)
+        if fed is not None:
+            self._fixed_validation.log(message.current_iter, fed)
         value = (message.current_iter_output or {}).get(CONSOLE, {}).get(DICE_NAME)
         if value is not None:
             self._round_dice.append(float(value))
@@ -133,6 +175,24 @@ class _RecordingLoss(_stock.LossFunction):
             self.sink["prediction"] = prediction
             self.sink["ground_truth"] = ground_truth
         return super().layer_op(prediction, ground_truth, weight_map)
+
+
+class _RecordingCond:
+    """``tf`` as the stock application sees it while connecting data and network: ``cond``
+    remembers the batch it returns (the training sampler's, or at validation iterations the
+    validation sampler's), whose tensors, unlike those inside the branches, can be fetched."""
+
+    def __init__(self, sink):
+        self._sink = sink
+
+    def __getattr__(self, name):
+        return getattr(tf, name)
+
+    def cond(self, *args, **kwargs):
+        result = tf.cond(*args, **kwargs)
+        if isinstance(result, dict):
+            self._sink["batch"] = result
+        return result
 
 
 @contextlib.contextmanager

@@ -46,8 +46,8 @@ _DRAWING = threading.local()  # .rng: the generator of the sampler drawing in th
 _STATE = {"seed": None, "samplers": itertools.count()}
 
 
-def parse_seed(value):
-    """``LRSEARCH_SEED``'s value as a seed; None when unset or empty."""
+def parse_seed(value, name=SEED_ENV):
+    """The value of the seed variable ``name`` as a seed; None when unset or empty."""
     if value is None or not value.strip():
         return None
     try:
@@ -55,7 +55,7 @@ def parse_seed(value):
     except ValueError:
         seed = -1
     if not 0 <= seed < SEED_RANGE:
-        raise SystemExit(f"{SEED_ENV} must be an integer in [0, {SEED_RANGE}), "
+        raise SystemExit(f"{name} must be an integer in [0, {SEED_RANGE}), "
                          f"but got {value!r}")
     return seed
 
