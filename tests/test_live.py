@@ -19,7 +19,7 @@ from optuna_dashboard import get_note
 
 from lrsearch.monitor.figures import dice_figure, lr_figure
 from lrsearch.monitor.live import DICE_FIGURE, LR_FIGURE, LiveTrial, artifact_dir, artifact_store
-from lrsearch.monitor.records import trial_info
+from lrsearch.monitor.records import StudyAttr, trial_info
 from lrsearch.monitor.svg import figure_svg
 from lrsearch.paths import DEFAULT_SPACE
 from lrsearch.results.dashboard import artifact_dirs
@@ -52,6 +52,16 @@ def running(tmp_path):
 def _figures(trial, folder: Path) -> dict[str, str]:
     metas = get_all_artifact_meta(trial)
     return {m.filename: (folder / m.artifact_id).read_text() for m in metas}
+
+
+def test_note_command_validates_on_the_studys_windows(running, tmp_path):
+    """The note's command retrains the run exactly: the study's validation seed goes with it."""
+    study, trial, _ = running
+    study.set_user_attr(StudyAttr.VALIDATION_SEED, 1234)
+    LiveTrial(trial, tmp_path / "artifacts").started()
+    shown = re.sub(r"\\(.)", r"\1", get_note(trial))
+    assert f"LRSEARCH_SEED={trial.user_attrs['seed']} LRSEARCH_VALIDATION_SEED=1234 " \
+           f"{trial.user_attrs['command']}" in shown
 
 
 def test_figures_are_two_artifacts_kept_current_and_throttled(running, tmp_path):

@@ -30,7 +30,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from lrsearch.nifty.contract import SCHEDULE_ENV, SCHEDULE_FILE, SEED_ENV
+from lrsearch.monitor.records import StudyAttr
+from lrsearch.nifty.contract import SCHEDULE_ENV, SCHEDULE_FILE, SEED_ENV, VALIDATION_SEED_ENV
 
 if TYPE_CHECKING:
     import optuna
@@ -140,9 +141,10 @@ def _markdown(text: str) -> str:
 
 
 def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = (),
-              vs_config: str = "") -> str:
+              vs_config: str = "", validation_seed: int | None = None) -> str:
     """The trial's note: schedule in words, state and why, (the study's best trial) what it
-    gains over the user's config, figures, how to run it again."""
+    gains over the user's config, figures, how to run it again (with the study's
+    ``validation_seed``, on the same validation windows)."""
     lines = [
         f"### Trial {info.number}{f' ({info.label})' if info.label else ''}: "
         f"{info.schedule_text or info.family}",
@@ -162,6 +164,8 @@ def note_text(info: TrialInfo, figure_urls: Sequence[tuple[str, str]] = (),
     if info.command and info.run_dir:
         schedule = Path(info.run_dir) / SCHEDULE_FILE
         seed = f"{SEED_ENV}={info.seed} " if info.seed is not None else ""
+        if validation_seed is not None:
+            seed += f"{VALIDATION_SEED_ENV}={validation_seed} "
         command = (f"cd {shlex.quote(info.run_dir)} && "
                    f"{SCHEDULE_ENV}={shlex.quote(str(schedule))} {seed}{info.command}")
         # Plain text, not code: the dashboard does not wrap code, and a long line would make
@@ -188,10 +192,16 @@ def rewrite_note(trial: optuna.Trial, vs_config: str = "") -> None:
     try:
         figures = re.findall(r"^!\[([^\]]*)\]\(([^)\s]*)\)$", get_note(trial), re.M)
         save_note(trial, note_text(trial_info(trial.storage.get_trial(trial._trial_id)), figures,
-                                   vs_config))
+                                   vs_config, _validation_seed(trial)))
     except Exception as error:  # noqa: BLE001 - the dashboard must never stop a worker
         log.warning("dashboard note of trial %d not rewritten (%s: %s)", trial.number,
                     type(error).__name__, error)
+
+
+def _validation_seed(trial: optuna.Trial) -> int | None:
+    """The study's validation seed, if it stores one."""
+    seed = trial.study.user_attrs.get(StudyAttr.VALIDATION_SEED)
+    return seed if isinstance(seed, int) else None
 
 
 class LiveTrial:
@@ -209,6 +219,7 @@ class LiveTrial:
         self._last = -math.inf
         self._version = 0
         self._broken = False
+        self._validation_seed: int | None = None
 
     @classmethod
     def for_study(cls, trial: optuna.Trial, storage_url: str,
@@ -298,7 +309,9 @@ class LiveTrial:
             # The version makes browsers fetch the rewritten image when the note changes.
             urls.append((title, f"{get_artifact_path(self.trial, artifact_id)}"
                                 f"?v={self._version}"))
-        save_note(self.trial, note_text(info, urls))
+        if self._validation_seed is None:  # read once: a study's seed never changes
+            self._validation_seed = _validation_seed(self.trial)
+        save_note(self.trial, note_text(info, urls, validation_seed=self._validation_seed))
 
     def _put(self, name: str, data: bytes) -> str:
         """Uploads the figure once; later versions overwrite the same artifact."""
