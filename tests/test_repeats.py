@@ -27,7 +27,7 @@ from lrsearch.run import study as run_study
 from lrsearch.run.plan import StudyOptions
 from lrsearch.run.workers import _requeue, budget, is_repeat, trial_setup
 from lrsearch.search import repeats
-from lrsearch.search.schedules import Constant, Cosine
+from lrsearch.search.schedules import Constant
 from lrsearch.search.space import parse_space
 from lrsearch.search.strategy import BlindSampler, make_sampler
 from tests.tiny import TINY_SPACE, tiny_config

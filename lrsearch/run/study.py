@@ -18,7 +18,7 @@ from lrsearch.engines.runtime import Runtime, get_runtime
 from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
 from lrsearch.monitor.figures import save_plot
 from lrsearch.monitor.progress import Progress
-from lrsearch.monitor.records import StudyAttr, TrialAttr
+from lrsearch.monitor.records import StudyAttr, TrialAttr, study_info
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
 from lrsearch.run import owners, payoff, repeats
@@ -196,11 +196,9 @@ def _study_split(cfg, dataset, runs: Path) -> tuple[Path, dict[str, str], bool]:
 
 
 def _best(study: optuna.Study) -> tuple[int, float] | None:
-    try:
-        best = study.best_trial
-    except ValueError:
-        return None
-    return best.number, best.value
+    """The best original trial (a finalist repeat is a run of its original)."""
+    best = study_info(study).best(1)
+    return (best[0].number, best[0].value) if best else None
 
 
 def load_or_create(plan: StudyPlan) -> optuna.Study:
