@@ -325,3 +325,19 @@ def test_the_sampler_never_sees_a_repeat(tmp_path):
     assert all({0, 1, 2} <= seen for seen in inner.seen)
     # the study itself holds them all
     assert {t.number for t in study.get_trials()} == set(range(8))
+
+
+def test_confirm_refuses_bad_counts_and_a_missing_config_in_one_line(plan, capsys):
+    _stored(plan, [0.80, 0.84])
+    code = cli.main(["confirm", "--storage", plan.storage_url, "--repeats", "-1"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == \
+        "lrsearch: error: --repeats must be at least 0, but got -1"
+    plan.context.config.path.unlink()
+    code = cli.main(["confirm", "--storage", plan.storage_url])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"lrsearch: error: study 'r' was created from the config "
+                   f"{plan.context.config.path.resolve()}, which is not there: give the same "
+                   f"NiftyNet config with -c FILE"]
+    assert len(optuna.load_study(study_name="r", storage=plan.storage_url).trials) == 2

@@ -126,8 +126,13 @@ def run_repeats(study: optuna.Study, plan: StudyPlan, progress: Progress) -> lis
     resumes it."""
     queued = enqueue_repeats(study, plan, plan.finalists, plan.repeats)
     line = cost_line(study, plan.context.max_iter, len(plan.slots))
+    running = repeats_running(study)
     if line is not None:
         progress.message(line)
-    if line is not None or repeats_running(study):
+    elif not running:
+        progress.message(f"No repeats to run: the top {plan.finalists} searched trials and the "
+                         f"baselines have their {plan.repeats} repeat rounds (or none "
+                         f"completed); raise --repeats for more.")
+    if line is not None or running:
         Workers(study, plan, progress, sample=False).run()
     return queued
