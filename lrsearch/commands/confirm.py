@@ -28,7 +28,7 @@ def configure(parser) -> None:
     add_storage_argument(parser)
     parser.add_argument("-c", "--config", type=Path, default=None,
                         help="the study's NiftyNet INI (default: the one it was created from)")
-    add_repeat_arguments(parser, "now")
+    add_repeat_arguments(parser, "now", space=False)
     add_slot_arguments(parser)
 
 

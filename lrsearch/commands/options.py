@@ -66,15 +66,20 @@ def build_reporter(args):
     return lambda text: print(f"lrsearch: {text}", file=sys.stderr, flush=True)
 
 
-def add_repeat_arguments(parser, when: str) -> None:
-    """``--finalists K`` and ``--repeats R`` (finalist repeats on fresh seeds)."""
+def add_repeat_arguments(parser, when: str, space: bool = True) -> None:
+    """``--finalists K`` and ``--repeats R`` (finalist repeats on fresh seeds); ``space``:
+    the verb reads a search space, whose keys are the defaults."""
+    from lrsearch.search.repeats import FINALISTS, REPEATS
+
+    given = "the space's {}, else " if space else ""
     parser.add_argument("--finalists", type=int, default=None, metavar="K",
                         help=f"{when}, retrain the top K searched schedules (by the objective) "
-                             "and every baseline on fresh seeds (default: the space's "
-                             "finalists, else 3)")
+                             f"and every baseline on fresh seeds (default: "
+                             f"{given.format('finalists')}{FINALISTS})")
     parser.add_argument("--repeats", type=int, default=None, metavar="R",
                         help="fresh seeds each finalist and baseline is retrained on, the same "
-                             "seeds for all (default: the space's repeats, else 2; 0: none)")
+                             f"seeds for all (default: {given.format('repeats')}{REPEATS}; 0: "
+                             "none)")
 
 
 def add_slot_arguments(parser) -> None:
