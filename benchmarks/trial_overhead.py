@@ -75,7 +75,7 @@ def lrsearch_run(work: Path, space: Path, iterations: int, k: int) -> dict:
     name = f"overhead-{k}"
     options = StudyOptions(REPO / "configs" / "demo.ini", space, study_name=name,
                            storage_url=storage, trials=1, max_iter=iterations,
-                           runs_dir=work / name)
+                           runs_dir=work / name, repeats=0)  # one trial's overhead only
     plan = run_study.prepare(options)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study.enqueue_trial({"family": "constant", "base_lr": 1e-3, "optimiser": "adam"})

@@ -161,7 +161,7 @@ def test_optimize_demo_tissue_trains(demo_cwd, monkeypatch, capsys):
     monkeypatch.chdir(directory)
     storage = f"sqlite:///{directory / 'lrsearch.db'}"
     code = cli.main(["optimize", "--demo", "tissue", "--trials", "1", "--max-iter", "10",
-                     "--storage", storage, "--jobs", "1"])
+                     "--storage", storage, "--jobs", "1", "--repeats", "0"])
     assert code == 0, capsys.readouterr().err
     (trial,) = optuna.load_study(study_name="demo_tissue", storage=storage).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")

@@ -27,6 +27,7 @@ base_lr = [1e-6, 1e-2]
 optimisers = ["adam"]
 runtime = "tf2"
 max_iter = {MAX_ITER}
+repeats = 0
 
 [pruner]
 kind = "none"

@@ -7,4 +7,4 @@ Add a verb by adding its module name here. Options several verbs share are defin
 """
 
 MODULES = ("optimize", "demo_data", "runtime",
-           "dashboard", "report", "best", "export", "status", "lr_find")
+           "confirm", "dashboard", "report", "best", "export", "status", "lr_find")

@@ -43,6 +43,16 @@ def _no_baseline(info) -> str:
     return f"vs your config: its trial {own.number} is {own.state}, not complete"
 
 
+def _finalists_table(verdict) -> str:
+    """The finalists and baselines by mean Dice: runs, mean, spread (max − min)."""
+    lines = ["  finalists  (whole-volume Dice over each one's runs; spread = max − min)"]
+    for runs in verdict.ranked:
+        lines.append(f"    trial {runs.trial:>4}  {runs.runs} run{'s' * (runs.runs != 1)}  "
+                     f"mean {runs.mean:.4f}  spread {runs.spread:.4f}  "
+                     f"{f'{runs.label}: ' if runs.label else ''}{runs.schedule_text}")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     import json
 
@@ -55,25 +65,35 @@ def run(args) -> int:
 
         compute(study, message=None if args.json else print)
     info = study_info(study)
-    best = info.best(1)
-    if not best:
+    trial = info.leader()
+    if trial is None:
         counts = ", ".join(f"{n} {s}" for s, n in info.counts().items() if n) or "no trials"
         raise ResultError(f"study '{info.name}' has no complete trial yet ({counts})")
-    trial = best[0]
     summary = trial_summary(trial, info)
     checkpoint = latest_checkpoint(Path(summary["model_dir"])) if summary["model_dir"] else None
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
     payoff = info.payoff()
     summary.update(payoff.to_json() if payoff else {"baseline": None, "vs_baseline": None})
+    confirmed = info.confirmed()
+    if confirmed is not None:  # runs, mean and spread per finalist; the interval
+        found = confirmed.to_json()
+        summary["finalists"], summary["verdict"] = found["finalists"], found["verdict"]
+        summary["vs_baseline"] = {**(summary["vs_baseline"] or {}), **found["vs_baseline"]}
+    else:
+        summary["finalists"], summary["verdict"] = [info.runs(trial).to_json()], None
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
     counts = info.counts()
-    print(f"Best of study '{info.name}' ({len(info.trials)} trials, {counts['complete']} "
-          f"complete): trial {trial.number}{f' ({trial.label})' if trial.label else ''}")
+    named = f"trial {trial.number}{f' ({trial.label})' if trial.label else ''}"
+    head = (f"Highest mean of study '{info.name}'" if confirmed is not None and
+            confirmed.status == "no_measurable_gain" else f"Best of study '{info.name}'")
+    print(f"{head} ({len(info.trials)} trials, {counts['complete']} complete): {named}")
     verdict = info.verdict()
     if verdict:
         print(f"  {verdict}")
+    if confirmed is not None and info.repeats():
+        print(_finalists_table(confirmed))
     window = (f"; last validation window {trial.last_window_dice:.4f}"
               if trial.last_window_dice is not None else "")
     print(f"  Dice       {trial.value:.4f} (whole volumes of the validation subjects){window}")

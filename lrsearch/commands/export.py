@@ -34,12 +34,14 @@ def run(args) -> int:
 
     study = load_study(storage_url(args), args.study)
     number = args.trial
-    if number is None:
-        try:
-            number = study.best_trial.number
-        except ValueError:
+    if number is None:  # the best mean once finalists have repeats
+        from lrsearch.monitor.records import study_info
+
+        best = study_info(study).leader()
+        if best is None:
             raise ResultError(f"study '{study.study_name}' has no complete trial yet; "
-                              "name one with --trial N") from None
+                              "name one with --trial N")
+        number = best.number
     output = args.output or Path("best.ini" if args.trial is None else f"trial{number}.ini")
     exported = export_trial(study, number, output, args.max_iter)
     if not args.quiet:

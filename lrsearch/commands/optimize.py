@@ -6,7 +6,9 @@ from pathlib import Path
 
 from lrsearch.commands.options import (
     add_config_arguments,
+    add_repeat_arguments,
     add_runtime_arguments,
+    add_slot_arguments,
     add_storage_argument,
     add_study_argument,
     build_reporter,
@@ -47,14 +49,7 @@ def configure(parser) -> None:
                         help="an Optuna artifact store (a folder every node can reach) that "
                              "keeps each trial's latest checkpoint, so a re-queued trial resumes "
                              "on a node that cannot see its run folder; recorded on the study")
-    parser.add_argument("--gpus", default=None, metavar="0,1,...",
-                        help="run one trial per listed GPU at once, each pinned to its GPU")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="trials at once on the CPU (default: 2 where there are 2 or "
-                             "more cores)")
-    parser.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
-                        help="running trials beat this often; one silent for 3 beats (worker "
-                             "killed, node lost) is failed and re-queued (default: 30)")
+    add_slot_arguments(parser)
     parser.add_argument("--objective", default=None,
                         help="final_dice, dice_auc or iters_to:<dice> (default: the space's "
                              "objective, else final_dice); see README 'which objective when'")
@@ -69,6 +64,7 @@ def configure(parser) -> None:
                              "for no baseline. They count toward --trials, are never pruned "
                              "and are queued once per study (default: the space's baselines, "
                              "else config)")
+    add_repeat_arguments(parser, "once the study holds its trials")
     parser.add_argument("--lr-bounds", choices=("auto",), default=None,
                         help="auto: run the LR range test once per study and search base_lr "
                              "within its suggested range")
@@ -79,7 +75,6 @@ def run(args) -> int:
     from lrsearch.demo import config_or_demo
     from lrsearch.errors import ConfigError
     from lrsearch.monitor.progress import Progress
-    from lrsearch.monitor.records import StudyAttr, TrialAttr
     from lrsearch.run import plan as run_plan
     from lrsearch.run import study as run_study
     from lrsearch.search.baselines import parse_baselines
@@ -107,6 +102,8 @@ def run(args) -> int:
         lr_bounds=args.lr_bounds,
         baselines=baselines,
         checkpoint_store=args.checkpoint_store,
+        finalists=args.finalists,
+        repeats=args.repeats,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
         **({"max_failures": args.max_failures} if args.max_failures is not None else {}),
     )
@@ -117,19 +114,30 @@ def run(args) -> int:
     finally:
         progress.close()
     if not args.quiet:
-        try:
-            best = result.best_trial
-        except ValueError:
-            print("No trial completed yet.")
-        else:
-            from lrsearch.monitor.records import study_info
-
-            objective = result.user_attrs.get(StudyAttr.OBJECTIVE, "final_dice")
-            score = "Dice" if objective == "final_dice" else objective
-            print(f"Best trial {best.number}: {score} {best.value:.4f}, "
-                  f"{best.user_attrs.get(TrialAttr.SCHEDULE_TEXT, best.params)}")
-            verdict = study_info(result).verdict()
-            if verdict:
-                print(f"  {verdict[0].upper()}{verdict[1:]}")
-            print(f"  model: {best.user_attrs.get(TrialAttr.RUN_DIR)}")
+        print_outcome(result)
     return 0
+
+
+def print_outcome(study) -> None:
+    """The best trial (the best mean once finalists have repeats) and the verdict."""
+    from lrsearch.monitor.records import study_info
+
+    info = study_info(study)
+    best = info.leader()
+    if best is None:
+        print("No trial completed yet.")
+        return
+    score = "Dice" if info.objective == "final_dice" else info.objective
+    confirmed = info.confirmed() if info.repeats() else None
+    if confirmed is None:
+        print(f"Best trial {best.number}: {score} {best.value:.4f}, "
+              f"{best.schedule_text or best.params}")
+    else:
+        runs = confirmed.leader
+        head = "Best" if confirmed.winner is not None or runs.label else "Highest mean:"
+        print(f"{head} trial {best.number}: mean Dice {runs.mean:.4f} over {runs.runs} runs "
+              f"(spread {runs.spread:.4f}), {best.schedule_text or best.params}")
+    verdict = info.verdict()
+    if verdict:
+        print(f"  {verdict[0].upper()}{verdict[1:]}")
+    print(f"  model: {best.run_dir}")

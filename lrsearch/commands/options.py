@@ -64,3 +64,31 @@ def build_reporter(args):
     if args.quiet:
         return None
     return lambda text: print(f"lrsearch: {text}", file=sys.stderr, flush=True)
+
+
+def add_repeat_arguments(parser, when: str, space: bool = True) -> None:
+    """``--finalists K`` and ``--repeats R`` (finalist repeats on fresh seeds); ``space``:
+    the verb reads a search space, whose keys are the defaults."""
+    from lrsearch.search.repeats import FINALISTS, REPEATS
+
+    given = "the space's {}, else " if space else ""
+    parser.add_argument("--finalists", type=int, default=None, metavar="K",
+                        help=f"{when}, retrain the top K searched schedules (by the objective) "
+                             f"and every baseline on fresh seeds (default: "
+                             f"{given.format('finalists')}{FINALISTS})")
+    parser.add_argument("--repeats", type=int, default=None, metavar="R",
+                        help="fresh seeds each finalist and baseline is retrained on, the same "
+                             f"seeds for all (default: {given.format('repeats')}{REPEATS}; 0: "
+                             "none)")
+
+
+def add_slot_arguments(parser) -> None:
+    """``--gpus``, ``--jobs`` and ``--heartbeat``: where and how trials run."""
+    parser.add_argument("--gpus", default=None, metavar="0,1,...",
+                        help="run one trial per listed GPU at once, each pinned to its GPU")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="trials at once on the CPU (default: 2 where there are 2 or "
+                             "more cores)")
+    parser.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
+                        help="running trials beat this often; one silent for 3 beats (worker "
+                             "killed, node lost) is failed and re-queued (default: 30)")

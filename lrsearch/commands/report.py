@@ -37,8 +37,8 @@ def run(args) -> int:
     study = load_study(storage_url(args), args.study)
     info = write_html(study, args.output, args.top)
     if not args.quiet:
-        best = info.best(1)
-        best_text = (f"best trial {best[0].number}, Dice {best[0].value:.4f}" if best
+        best = info.leader()  # the best mean once finalists have repeats
+        best_text = (f"best trial {best.number}, Dice {best.value:.4f}" if best
                      else "no complete trial yet")
         print(f"wrote {args.output} (study '{info.name}', {len(info.trials)} trials, "
               f"{best_text}) in {time.monotonic() - started:.1f} s")

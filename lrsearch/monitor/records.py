@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lrsearch.search import baselines as baseline_names
 from lrsearch.search import payoff as payoff_maths
+from lrsearch.search import repeats as repeat_maths
 from lrsearch.search.baselines import label as baseline_label
 from lrsearch.urls import redact
 
@@ -55,6 +56,8 @@ class TrialAttr:
     CHECKPOINT_ARTIFACT: Final = "checkpoint_artifact"  # the last checkpoint in the store
     SEED: Final = "seed"  # the training seed; the same seed repeats the run (a retry keeps it)
     BASELINE: Final = "baseline"  # which baseline the trial runs ("config", "poly", "one-cycle")
+    REPEAT_OF: Final = "repeat_of"  # a finalist repeat: the number of the trial it retrains
+    REPEAT_ROUND: Final = "repeat_round"  # ... its round (1, 2, ...; the original is round 0)
 
 
 class StudyAttr:
@@ -76,6 +79,7 @@ class StudyAttr:
     PAYOFF: Final = "payoff"  # the best and baseline trials whose checkpoints were segmented
     CHECKPOINT_DICE_PREFIX: Final = "checkpoint_dice."  # + trial number: Dice per checkpoint
     VALIDATION_SEED: Final = "validation_seed"  # fixes the windows every validation round sees
+    REPEAT_SEEDS: Final = "repeat_seeds"  # the training seed of each repeat round, from round 1
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class TrialInfo:
     seed: int | None = None  # the training seed (LRSEARCH_SEED) that repeats its run
     final_dice: float | None = None  # whole-volume Dice of the final model
     baseline: str | None = None  # which baseline the trial is ("config", ...), if one
+    repeat_of: int | None = None  # a finalist repeat: the trial it retrains on another seed
+    repeat_round: int | None = None  # ... in which round (1, 2, ...)
 
     @property
     def label(self) -> str:
@@ -139,9 +145,50 @@ class StudyInfo:
         return counts
 
     def best(self, k: int = 1) -> list[TrialInfo]:
-        """The ``k`` complete trials with the highest objective, best first."""
-        complete = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        """The ``k`` complete trials with the highest objective, best first; a finalist
+        repeat is a run of its original, not a candidate of its own."""
+        complete = [t for t in self.trials if t.state == "complete" and t.value is not None
+                    and t.repeat_of is None]
         return sorted(complete, key=lambda t: (-t.value, t.number))[:k]
+
+    def repeats(self) -> dict[int, dict[int, float]]:
+        """Final Dice of the complete finalist repeats by original trial, then round."""
+        found: dict[int, dict[int, float]] = {}
+        for t in self.trials:
+            if t.repeat_of is not None and t.repeat_round is not None and \
+                    t.state == "complete" and t.final_dice is not None:
+                found.setdefault(t.repeat_of, {})[t.repeat_round] = t.final_dice
+        return found
+
+    def runs(self, trial: TrialInfo) -> repeat_maths.Runs:
+        """A complete original trial's runs: itself (round 0) and its complete repeats."""
+        dice = {0: trial.final_dice, **self.repeats().get(trial.number, {})}
+        return repeat_maths.Runs(trial.number, dice, trial.schedule_text, trial.label)
+
+    def confirmed(self) -> repeat_maths.Verdict | None:
+        """The verdict with uncertainty (:mod:`lrsearch.search.repeats`): the baselines, every
+        trial that has repeats and the best searched trial, ranked by mean whole-volume Dice,
+        the leader against the user's config. None without a complete config baseline."""
+        config = self.config_baseline()
+        if config is None:
+            return None
+        repeated = self.repeats()
+        searched = [t for t in self.best(len(self.trials)) if not t.baseline]
+        pool = [t for t in self.trials if t.state == "complete" and t.final_dice is not None
+                and t.repeat_of is None and (t.baseline or t.number in repeated)]
+        pool += searched[:1]
+        candidates = [self.runs(t) for t in {t.number: t for t in pool if
+                                             t.final_dice is not None}.values()]
+        return repeat_maths.decide(candidates, self.runs(config))
+
+    def leader(self) -> TrialInfo | None:
+        """The trial ``best`` shows: the best mean once finalists have repeats, else the
+        best objective."""
+        verdict = self.confirmed() if self.repeats() else None
+        if verdict is None:
+            best = self.best(1)
+            return best[0] if best else None
+        return next(t for t in self.trials if t.number == verdict.leader.trial)
 
     def families(self) -> list[str]:
         return sorted({t.family for t in self.trials})
@@ -149,11 +196,12 @@ class StudyInfo:
     def config_baseline(self) -> TrialInfo | None:
         """The complete trial that trained the user's config with its constant lr."""
         return next((t for t in self.trials if t.state == "complete" and t.final_dice is not None
-                     and t.baseline == baseline_names.CONFIG), None)
+                     and t.baseline == baseline_names.CONFIG and t.repeat_of is None), None)
 
     def payoff(self) -> payoff_maths.Payoff | None:
         """The best trial against the ``config`` baseline (None without both, or max_iter)."""
-        baseline, best = self.config_baseline(), self.best(1)
+        baseline, top = self.config_baseline(), self.leader()
+        best = [top] if top is not None else []
         if baseline is None or not best or best[0].final_dice is None or not self.max_iter:
             return None
         curve, seconds = self.checkpoint_dice.get(best[0].number, (None, None))
@@ -164,10 +212,14 @@ class StudyInfo:
 
     def verdict(self) -> str | None:
         """The best trial against the user's config, in words; None without a complete config
-        baseline. Baselines rank like any trial, so the config may be the best."""
+        baseline. Baselines rank like any trial, so the config may be the best. Once finalists
+        have repeats: the verdict with uncertainty (:meth:`confirmed`)."""
+        confirmed = self.confirmed() if self.repeats() else None
+        if confirmed is not None:
+            return confirmed.line()
         best = self.best(1)
         config = [t for t in self.trials if t.baseline == "config" and t.state == "complete"
-                  and t.value is not None]
+                  and t.value is not None and t.repeat_of is None]
         if not best or not config:
             return None
         mine, top = max(config, key=lambda t: t.value), best[0]
@@ -179,7 +231,8 @@ class StudyInfo:
             return (f"the best is your config: trial {top.number}, {score} {top.value:.4f} "
                     f"({top.schedule_text}); {beaten}")
         return (f"trial {top.number}{f' ({top.label})' if top.label else ''} beats your config "
-                f"(trial {mine.number}, {score} {mine.value:.4f}) by {top.value - mine.value:+.4f}")
+                f"(trial {mine.number}, {score} {mine.value:.4f}) by {top.value - mine.value:+.4f}"
+                f" on one run each: no interval (lrsearch confirm repeats them on fresh seeds)")
 
 
 def _state_name(state) -> str:
@@ -210,6 +263,7 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
     schedule = attrs.get(TrialAttr.SCHEDULE)
     seed = attrs.get(TrialAttr.SEED)
     baseline = attrs.get(TrialAttr.BASELINE)
+    repeat_of, repeat_round = attrs.get(TrialAttr.REPEAT_OF), attrs.get(TrialAttr.REPEAT_ROUND)
     return TrialInfo(
         number=trial.number,
         state=_state_name(trial.state),
@@ -234,6 +288,8 @@ def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
         seed=seed if isinstance(seed, int) else None,
         final_dice=_number(attrs.get(TrialAttr.FINAL_DICE)),
         baseline=baseline if isinstance(baseline, str) else None,
+        repeat_of=repeat_of if isinstance(repeat_of, int) else None,
+        repeat_round=repeat_round if isinstance(repeat_round, int) else None,
     )
 
 
@@ -316,6 +372,7 @@ def trial_summary(trial: TrialInfo, study: StudyInfo) -> dict[str, Any]:
         "command": trial.command,
         "seed": trial.seed,
         "final_dice": trial.final_dice,
+        "repeat_of": trial.repeat_of,
     }
 
 

@@ -84,7 +84,29 @@ def _payoff_panel(info: StudyInfo) -> str:
         figures.append(f"<li>checkpoints segmented in {payoff.seconds:,.0f} s</li>")
     fig = payoff_figure(info)
     return ("<section id=\"vs-config\"><h2>Best vs your config</h2>"
-            f"<ul>{''.join(figures)}</ul>{_plot('payoff', fig) if fig else ''}</section>")
+            f"{_verdict(info)}<ul>{''.join(figures)}</ul>"
+            f"{_plot('payoff', fig) if fig else ''}</section>")
+
+
+def _verdict(info: StudyInfo) -> str:
+    """The verdict with uncertainty and, once finalists have repeats, their runs, mean Dice
+    and spread."""
+    verdict = info.confirmed()
+    if verdict is None:
+        return ""
+    parts = [f"<p id=\"verdict\" class=\"{verdict.status}\"><b>"
+             f"{html.escape(verdict.line())}</b></p>"]
+    if info.repeats():
+        rows = "".join("<tr>" + "".join([
+            _cell(r.trial, True), _cell(f"{r.label}: {r.schedule_text}" if r.label
+                                        else r.schedule_text),
+            _cell(r.runs, True), _cell(f"{r.mean:.4f}", True), _cell(f"{r.spread:.4f}", True),
+        ]) + "</tr>" for r in verdict.ranked)
+        head = "".join(f"<th>{h}</th>" for h in (
+            "trial", "schedule", "runs", "mean Dice (whole volume)", "spread (max − min)"))
+        parts.append(f"<table id=\"finalists\"><thead><tr>{head}</tr></thead><tbody>{rows}"
+                     "</tbody></table>")
+    return "".join(parts)
 
 
 def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: int = TOP_K) -> str:
@@ -92,7 +114,8 @@ def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: in
 
     counts = info.counts()
     savings = pruning_savings(info)
-    best = info.best(1)
+    leader = info.leader()  # the best mean once finalists have repeats
+    best = [leader] if leader is not None else []
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     score = "whole-volume Dice" if info.objective == "final_dice" else info.objective
     best_text = (f"best: trial {best[0].number}, {score} {best[0].value:.4f} "
@@ -100,7 +123,10 @@ def render_html(info: StudyInfo, figures: Sequence[tuple[str, go.Figure]], k: in
     verdict = info.verdict()
     if verdict:  # said plainly when the user's own config is the best
         shown = f"<span id=\"payoff\">{html.escape(verdict)}</span>"
-        best_text = shown if best[0].baseline == "config" else f"{best_text}; {shown}"
+        confirmed = info.confirmed() if info.repeats() else None
+        alone = best[0].baseline == "config" or (confirmed is not None and
+                                                 confirmed.winner is None)
+        best_text = shown if alone else f"{best_text}; {shown}"
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>lrsearch report: {html.escape(info.name)}</title>",

@@ -45,6 +45,10 @@ class StudyOptions:
     # reference schedules run as trials (lrsearch.search.baselines): "config,poly", "none" or
     # a sequence of names; default: the space's, else "config"
     baselines: str | Sequence[str] | None = None
+    # finalist repeats once the study holds its budget: top searched schedules repeated and
+    # fresh seeds per finalist and baseline (default: the space's, else 3 and 2; 0: none)
+    finalists: int | None = None
+    repeats: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class StudyPlan:
     lr_bounds: str | None = None  # "auto": base_lr narrowed by an LR range test (lrfind)
     max_failures: int = MAX_FAILURES  # stop after this many trials failed the same way (0: never)
     baselines: tuple[str, ...] = ()  # run as trials first (lrsearch.run.baselines)
+    finalists: int = 0  # top searched schedules repeated (lrsearch.run.repeats)
+    repeats: int = 0  # repeat rounds on fresh seeds once the study holds its budget (0: none)
 
 
 @dataclass(frozen=True)

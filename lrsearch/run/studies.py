@@ -86,7 +86,9 @@ def storage_status(storage) -> list[StudyStatus]:
         study_id = storage.get_study_id_from_name(study.study_name)
         for trial in storage.get_all_trials(study_id, deepcopy=False):
             counts[_state_name(trial.state)] += 1
-            if trial.state.name == "COMPLETE" and trial.values and len(trial.values) == 1:
+            # a finalist repeat is a run of its original, not a candidate of its own
+            if trial.state.name == "COMPLETE" and trial.values and len(trial.values) == 1 \
+                    and TrialAttr.REPEAT_OF not in trial.user_attrs:
                 final_dice[trial.number] = trial.user_attrs.get(TrialAttr.FINAL_DICE)
                 if baseline is None and trial.user_attrs.get(TrialAttr.BASELINE) == CONFIG:
                     baseline = trial.number

@@ -20,11 +20,11 @@ from lrsearch.engines.runtime import Runtime, get_runtime
 from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
 from lrsearch.monitor.figures import save_plot
 from lrsearch.monitor.progress import Progress
-from lrsearch.monitor.records import StudyAttr, TrialAttr
+from lrsearch.monitor.records import StudyAttr, TrialAttr, study_info
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
 from lrsearch.nifty.contract import SEED_RANGE
-from lrsearch.run import owners, payoff
+from lrsearch.run import owners, payoff, repeats
 from lrsearch.run.plan import StudyOptions, StudyPlan, make_slots
 from lrsearch.run.range_test import run_range_test
 from lrsearch.run.storage import (
@@ -33,7 +33,7 @@ from lrsearch.run.storage import (
     study_lock,
 )
 from lrsearch.run.trial import TrialContext
-from lrsearch.run.workers import Workers, budget
+from lrsearch.run.workers import Workers, budget, is_repeat
 from lrsearch.search import baselines as baseline_names
 from lrsearch.search import range_test as range_maths
 from lrsearch.search.objectives import DIRECTION, parse_objective
@@ -57,6 +57,9 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
     o = options
     if o.trials < 1:
         raise LRSearchError(f"--trials must be at least 1, but got {o.trials}")
+    for flag, value, least in (("--finalists", o.finalists, 1), ("--repeats", o.repeats, 0)):
+        if value is not None and value < least:
+            raise LRSearchError(f"{flag} must be at least {least}, but got {value}")
     if o.max_failures < 0:
         raise LRSearchError(f"--max-failures must be 0 (never stop) or more, but got "
                             f"{o.max_failures}")
@@ -121,7 +124,9 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
     )
     return StudyPlan(name, o.storage_url, space, context, o.trials, o.timeout, o.seed,
                      o.slots or make_slots(), o.heartbeat, o.lr_bounds, o.max_failures,
-                     baselines)
+                     baselines,
+                     o.finalists if o.finalists is not None else space.finalists,
+                     o.repeats if o.repeats is not None else space.repeats)
 
 
 def _check_range_test_baselines(baselines: tuple[str, ...], lr_bounds: str | None, storage,
@@ -194,11 +199,9 @@ def _study_split(cfg, dataset, runs: Path) -> tuple[Path, dict[str, str], bool]:
 
 
 def _best(study: optuna.Study) -> tuple[int, float] | None:
-    try:
-        best = study.best_trial
-    except ValueError:
-        return None
-    return best.number, best.value
+    """The best original trial (a finalist repeat is a run of its original)."""
+    best = study_info(study).best(1)
+    return (best[0].number, best[0].value) if best else None
 
 
 def load_or_create(plan: StudyPlan) -> optuna.Study:
@@ -208,7 +211,7 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
     study = optuna.create_study(
         study_name=plan.name,
         storage=storage,
-        sampler=make_sampler(plan.seed),
+        sampler=make_sampler(plan.seed, hidden=is_repeat),
         pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
                            plan.space.pruner_warmup_fraction, plan.space.pruner,
                            plan.space.pruner_reduction_factor, plan.space.pruner_sigmas,
@@ -268,9 +271,55 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     if counts["failed"] and not counts["complete"]:
         raise StudyFailed(_none_completed(study, counts))
     if sum(counts.values()) >= plan.trials and not running and not waiting:
-        # the study holds its budget: time the best trial against the user's config, once
+        # the study holds its budget: repeat the finalists on fresh seeds, then time the
+        # winner against the user's config, once
+        if plan.repeats:
+            repeats.run_repeats(study, plan, progress)
+        if not any(budget(study)[1:]):
+            payoff.after_study(study, plan.context, progress.message)
+    return study
+
+
+def confirm(plan: StudyPlan, progress: Progress) -> optuna.Study:
+    """``lrsearch confirm``: the finalist repeats of an existing study (no new search trial),
+    then the payoff against the user's config."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = load_or_create(plan)
+    plan = _claim_runs_dir(study, plan)
+    plan = _share_checkpoint_store(study, plan)
+    plan = _fix_validation_windows(study, plan)  # repeats validate as their originals did
+    repeats.run_repeats(study, plan, progress)
+    if not any(budget(study)[1:]):
         payoff.after_study(study, plan.context, progress.message)
     return study
+
+
+def stored_options(study: optuna.Study, storage_url: str, config: Path | None = None,
+                   **given) -> StudyOptions:
+    """What ``lrsearch confirm`` runs a stored study's repeats with: the study's own config
+    (``config`` overrides it), iterations, runs folder, objective and runtime; no new baseline.
+    ``given``: further :class:`StudyOptions` fields (slots, finalists, repeats, ...)."""
+    attrs = study.user_attrs
+    stored = attrs.get(StudyAttr.CONFIG)
+    if config is None:
+        if stored is None or not Path(stored).is_file():
+            raise ConfigError(f"study '{study.study_name}' was created from the config "
+                              f"{stored or '(not recorded)'}, which is not there: give the same "
+                              f"NiftyNet config with -c FILE")
+        config = Path(stored)
+    runtimes = [t.user_attrs[TrialAttr.RUNTIME].get("runtime") for t in
+                study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if isinstance(t.user_attrs.get(TrialAttr.RUNTIME), dict)]
+    runs = attrs.get(StudyAttr.RUNS_DIR)
+    held = len(study.get_trials(deepcopy=False))
+    return StudyOptions(config=Path(config), study_name=study.study_name,
+                        storage_url=storage_url, trials=max(1, held),
+                        max_iter=attrs.get(StudyAttr.MAX_ITER),
+                        runs_dir=Path(runs) if runs else None,
+                        objective=attrs.get(StudyAttr.OBJECTIVE), baselines=(),
+                        runtime=given.pop("runtime", None) or (runtimes[0] if runtimes
+                                                               else None),
+                        **given)
 
 
 def _none_completed(study: optuna.Study, counts: dict[str, int]) -> str:

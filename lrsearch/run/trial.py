@@ -298,7 +298,7 @@ def run_trial(
         child.stop()
     try:
         stop_reason = _follow(trial, child, ctx, progress, observer, live,
-                              prunable=setup.baseline is None)
+                              prunable=setup.prunable)
     except BaseException:
         child.stop()
         raise

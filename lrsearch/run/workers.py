@@ -30,7 +30,8 @@ from lrsearch.run.storage import (
 from lrsearch.run.trial import TrialFailed, TrialInterrupted, run_trial
 from lrsearch.search.baselines import baseline_schedule
 from lrsearch.search.baselines import label as baseline_label
-from lrsearch.search.space import TrialSetup
+from lrsearch.search.schedules import from_dict
+from lrsearch.search.space import OPTIMISER_PARAM, TrialSetup
 from lrsearch.urls import redact
 
 logger = logging.getLogger("lrsearch")
@@ -41,35 +42,49 @@ FAILED_TRIAL = "failed_trial"  # the number of the original trial the retry re-r
 RETRY_HISTORY = "retry_history"  # the numbers of every failed trial the retry replaces
 
 
+def is_repeat(trial: optuna.trial.FrozenTrial) -> bool:
+    """A finalist repeat (lrsearch.run.repeats): not a search trial of its own."""
+    return TrialAttr.REPEAT_OF in trial.user_attrs
+
+
 def budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
-    """Finished trials by state, trials running, trials waiting (re-queued retries).
+    """Finished trials by state, trials running, trials waiting (re-queued retries, queued
+    baselines and repeats).
 
     A failed trial that was re-queued (worker killed, Ctrl-C) is replaced by its retry and does
-    not count toward --trials; the retry does.
+    not count toward --trials; the retry does. Finalist repeats do not count toward --trials
+    (finished or running); waiting ones are waiting like any trial, so a worker runs them.
     """
     trials = study.get_trials(deepcopy=False)
     superseded = {n for t in trials for n in t.system_attrs.get(RETRY_HISTORY, ())}
-    live = [t for t in trials if t.number not in superseded]
+    waiting = sum(t.state == TrialState.WAITING for t in trials if t.number not in superseded)
+    live = [t for t in trials if t.number not in superseded and not is_repeat(t)]
     counts = {
         "complete": sum(t.state == TrialState.COMPLETE for t in live),
         "pruned": sum(t.state == TrialState.PRUNED for t in live),
         "failed": sum(t.state == TrialState.FAIL for t in live),
     }
     running = sum(t.state == TrialState.RUNNING for t in live)
-    waiting = sum(t.state == TrialState.WAITING for t in live)
     return counts, running, waiting
+
+
+def repeats_running(study: optuna.Study) -> int:
+    return sum(t.state == TrialState.RUNNING and is_repeat(t)
+               for t in study.get_trials(deepcopy=False))
 
 
 class Workers:
     """The slots of one worker process, each running trials one after the other.
 
     Starting a trial (is the budget used up? ask) happens under a study-wide lock, so workers
-    on many nodes together stop at exactly ``--trials`` trials.
+    on many nodes together stop at exactly ``--trials`` trials. ``sample`` False: run only
+    queued trials (finalist repeats), never sample a new one.
     """
 
     def __init__(self, study: optuna.Study, plan: StudyPlan, progress: Progress,
-                 run_one=None):
+                 run_one=None, sample: bool = True):
         self.study, self.plan, self.progress = study, plan, progress
+        self.sample = sample
         self.run_one = run_one or _run_one  # benchmarks swap in a trivial trial
         # lrsearch drives heartbeats and stale-trial retries itself (ask/tell, not
         # Study.optimize), with Optuna APIs that still call themselves experimental.
@@ -113,15 +128,21 @@ class Workers:
         """The next trial to run; None when the study holds enough finished trials.
 
         While the budget is taken only because trials run elsewhere, wait: if their worker
-        dies, they come back as retries that this worker must pick up.
+        dies, they come back as retries that this worker must pick up. Without ``sample``,
+        likewise while repeats run elsewhere.
         """
         while not self.stopping.is_set():
             with study_lock(self.plan.storage_url, self.plan.name):
                 self._fail_stale_trials()
                 counts, running, waiting = budget(self.study)
-                if waiting or sum(counts.values()) + running < self.plan.trials:
+                if waiting:
                     return self.study.ask()
-                if sum(counts.values()) >= self.plan.trials:
+                if not self.sample:
+                    if not repeats_running(self.study):
+                        return None
+                elif sum(counts.values()) + running < self.plan.trials:
+                    return self.study.ask()
+                elif sum(counts.values()) >= self.plan.trials:
                     return None
             self.stopping.wait(min(self.plan.heartbeat, 10))
         return None
@@ -276,15 +297,37 @@ def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 
 
 def trial_setup(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan) -> TrialSetup:
-    """What the trial trains with: its baseline's schedule, queued with the trial, or one
-    sampled from the space."""
+    """What the trial trains with: its baseline's schedule, queued with the trial, a finalist
+    repeat's original's, or one sampled from the space."""
     name = trial.user_attrs.get(TrialAttr.BASELINE)
+    repeat_of = trial.user_attrs.get(TrialAttr.REPEAT_OF)
+    if name is None and repeat_of is not None:
+        return _repeat_setup(study, trial, repeat_of)
     if name is None:
         return plan.space.suggest(trial, plan.context.max_iter)
     found = study.user_attrs.get(StudyAttr.LR_FIND) or {}
     schedule = baseline_schedule(name, plan.context.config.lr, plan.context.max_iter,
                                  found.get("steepest_lr"))
-    return TrialSetup(schedule, baseline=name)
+    return TrialSetup(schedule, baseline=name, repeat_of=repeat_of)
+
+
+def _repeat_setup(study: optuna.Study, trial: optuna.Trial, number: int) -> TrialSetup:
+    """A searched finalist's repeat: its original's stored schedule and optimiser, and its
+    parameters recorded with the original's distributions (the queued values win), so the
+    repeat needs neither the study's space file nor a sample."""
+    original = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    for param, distribution in original.distributions.items():
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+            trial.suggest_categorical(param, distribution.choices)
+        elif isinstance(distribution, optuna.distributions.IntDistribution):
+            trial.suggest_int(param, distribution.low, distribution.high,
+                              step=distribution.step, log=distribution.log)
+        else:
+            trial.suggest_float(param, distribution.low, distribution.high,
+                                step=distribution.step, log=distribution.log)
+    schedule = from_dict(original.user_attrs[TrialAttr.SCHEDULE])
+    return TrialSetup(schedule, optimiser=original.params.get(OPTIMISER_PARAM),
+                      repeat_of=number)
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress: Progress,
@@ -292,6 +335,9 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
     """Runs one trial and tells Optuna its outcome; why it failed, if it did."""
     setup = trial_setup(study, trial, plan)
     label = baseline_label(setup.baseline) if setup.baseline else ""
+    if setup.repeat_of is not None:
+        round_ = trial.user_attrs.get(TrialAttr.REPEAT_ROUND)
+        label = f"repeat {round_} of trial {setup.repeat_of}" + (f", {label}" if label else "")
     retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get(FAILED_TRIAL)
     if retry_of is not None:
         trial.set_user_attr(TrialAttr.RETRY_OF, retry_of)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrsearch.errors import SpaceError
+from lrsearch.search import repeats as repeat_maths
 from lrsearch.search import schedules
 from lrsearch.search.baselines import parse_baselines
 from lrsearch.search.objectives import OBJECTIVES, parse_objective
@@ -44,6 +45,7 @@ __all__ = ["FAMILY_NAMES", "OBJECTIVES", "OPTIMISERS", "PARAMS", "SearchSpace", 
 
 # NiftyNet 0.6.0's names (engine/application_factory.py SUPPORTED_OPTIMIZERS).
 OPTIMISERS = ("adam", "gradientdescent", "momentum", "nesterov", "adagrad", "rmsprop")
+OPTIMISER_PARAM = "optimiser"  # the Optuna parameter of a searched optimiser
 
 
 @dataclass(frozen=True)
@@ -185,11 +187,16 @@ _BUILD: dict[str, Callable[[float, Mapping[str, Any], int], schedules.Schedule]]
 class TrialSetup:
     """What a trial trains with. ``optimiser`` None: keep the one the NiftyNet config names.
     ``baseline``: the baseline's name (lrsearch.search.baselines) when the schedule was not
-    sampled; such a trial is never pruned."""
+    sampled; ``repeat_of``: the trial a finalist repeat retrains. Neither is ever pruned."""
 
     schedule: schedules.Schedule
     optimiser: str | None = None
     baseline: str | None = None
+    repeat_of: int | None = None
+
+    @property
+    def prunable(self) -> bool:
+        return self.baseline is None and self.repeat_of is None
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,9 @@ class SearchSpace:
     runtime: str = "tf2"
     objective: str = "final_dice"
     baselines: tuple[str, ...] | None = None  # lrsearch.search.baselines; None: not given
+    # finalist repeats (lrsearch.search.repeats): top schedules repeated, fresh seeds each
+    finalists: int = repeat_maths.FINALISTS
+    repeats: int = repeat_maths.REPEATS
     # Pruning (see lrsearch.search.strategy.make_pruner): which rule, the share of a trial's
     # iterations during which it is never pruned (asha, hyperband, top_k_rung: the first rung),
     # complete trials before any pruning (median, curve), the share of trials kept at each rung
@@ -240,7 +250,7 @@ class SearchSpace:
             schedule = schedules.Warmup(schedule, warmup_iters, warmup["start_factor"])
         optimiser = None
         if self.optimisers:
-            optimiser = trial.suggest_categorical("optimiser", self.optimisers)
+            optimiser = trial.suggest_categorical(OPTIMISER_PARAM, self.optimisers)
         return TrialSetup(schedule, optimiser)
 
     def _suggest_namespace(self, trial: optuna.trial.BaseTrial,
@@ -263,7 +273,7 @@ class SearchSpace:
 # --- loading -----------------------------------------------------------------------------------
 
 _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective",
-               "baselines")
+               "baselines", "finalists", "repeats")
 _PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor", "sigmas",
                 "top_k")
 # lrsearch.search.strategy.make_pruner builds each
@@ -323,6 +333,13 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
         except ValueError as error:
             raise fail(str(error)) from None
 
+    counts = {}
+    for key, least in (("finalists", 1), ("repeats", 0)):
+        value = study.get(key, getattr(SearchSpace, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise fail(f"[study] {key} must be an integer >= {least}, but got {value!r}")
+        counts[key] = value
+
     pruner = doc.get("pruner", {})
     _check_keys(pruner, "pruner", _PRUNER_KEYS, (), fail)
     kind = _one_of(pruner.get("kind", SearchSpace.pruner), "kind", PRUNERS, fail, "pruner")
@@ -357,7 +374,7 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
             ranges[f"{namespace}.{name}"] = _bounds(table[name], param, where, fail)
     return SearchSpace(families=families, base_lr=base_lr, ranges=ranges,
                        optimisers=optimisers, max_iter=max_iter, runtime=runtime,
-                       objective=objective, baselines=baselines, pruner=kind,
+                       objective=objective, baselines=baselines, **counts, pruner=kind,
                        pruner_startup_trials=startup,
                        pruner_warmup_fraction=float(warmup_fraction),
                        pruner_reduction_factor=factor, pruner_sigmas=float(sigmas),

@@ -4,14 +4,84 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from lrsearch.search.pruners import CurvePruner, TopKRungPruner
 from lrsearch.search.space import PRUNERS
 
 
-def make_sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+class _StudyView:
+    """A study whose trial lists leave out the ``hidden`` trials; everything else is the
+    study's own."""
+
+    def __init__(self, study: optuna.Study, hidden: Callable[[FrozenTrial], bool]):
+        self._view_of, self._hidden = study, hidden
+
+    def get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        return [t for t in self._view_of.get_trials(*args, **kwargs) if not self._hidden(t)]
+
+    def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        return [t for t in self._view_of._get_trials(*args, **kwargs) if not self._hidden(t)]
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view_of, name)
+
+
+class BlindSampler(optuna.samplers.BaseSampler):
+    """Hands its inner sampler a view of the study without the ``hidden`` trials.
+
+    Why: a finalist's repeat is the same parameters trained on another seed. Seen by TPE it
+    would count that point several times (pulling the model toward schedules already chosen),
+    and as a running trial its constant liar would fake a bad value there. Optuna has no way
+    to leave single trials out of a sampler's model (trial states are all it filters on), so
+    the sampler is given a study whose trial lists do not contain them. The hidden trials
+    themselves still ask the inner sampler; their enqueued parameters win.
+    """
+
+    def __init__(self, inner: optuna.samplers.BaseSampler,
+                 hidden: Callable[[FrozenTrial], bool]):
+        self.inner, self.hidden = inner, hidden
+
+    def _view(self, study: optuna.Study) -> Any:
+        return _StudyView(study, self.hidden)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.inner.infer_relative_search_space(self._view(study), trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.inner.sample_relative(self._view(study), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.inner.sample_independent(self._view(study), trial, param_name,
+                                             param_distribution)
+
+    def before_trial(self, study, trial) -> None:
+        self.inner.before_trial(self._view(study), trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.inner.after_trial(self._view(study), trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def make_sampler(seed: int | None, hidden: Callable[[FrozenTrial], bool] | None = None
+                 ) -> optuna.samplers.BaseSampler:
+    """The study's TPE sampler; ``hidden`` trials (finalist repeats) are kept out of its
+    model (:class:`BlindSampler`)."""
+    sampler = _tpe(seed)
+    return BlindSampler(sampler, hidden) if hidden is not None else sampler
+
+
+def _tpe(seed: int | None) -> optuna.samplers.BaseSampler:
     # TPE with group=True splits the conditional space (one parameter subspace per family)
     # instead of treating absent parameters as independent; multivariate models the joint
     # base_lr × schedule parameters; constant_liar keeps parallel workers from sampling the
