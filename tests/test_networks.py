@@ -149,8 +149,9 @@ def _skip_reason(network: str, runtime: str) -> str | None:
 @pytest.fixture(scope="module")
 def trained(request, tmp_path_factory
             ) -> dict[tuple[str, str], optuna.trial.FrozenTrial | BaseException]:
-    """The trial of every selected (network, runtime) case, two at a time (tests/tiny.py);
-    a case that raised re-raises in its own test."""
+    """The trial of every selected (network, runtime) case, two at a time (tests/tiny.py),
+    then the HEAVY ones (LRSEARCH_ALL_NETWORKS=1) one at a time, for their memory; a case that
+    raised re-raises in its own test."""
     cases = sorted({(params["network"], params["runtime"])
                     for params in selected_params(request, "test_network_trains")})
     cases = [case for case in cases if _skip_reason(*case) is None]
@@ -159,9 +160,14 @@ def trained(request, tmp_path_factory
 
         tf1.ensure_python(report=lambda text: print(f"tf1 setup: {text}", flush=True))
     root = tmp_path_factory.mktemp("networks")
-    return side_by_side({(network, runtime): functools.partial(
-        run_network, network, runtime, root / f"{network}-{runtime}")
-        for network, runtime in cases})
+
+    def train(chosen, at_once):
+        return side_by_side({(network, runtime): functools.partial(
+            run_network, network, runtime, root / f"{network}-{runtime}")
+            for network, runtime in chosen}, at_once)
+
+    return train([c for c in cases if c[0] not in HEAVY], 2) | \
+        train([c for c in cases if c[0] in HEAVY], 1)
 
 
 @pytest.mark.parametrize("runtime", ["tf2", "tf1"])
