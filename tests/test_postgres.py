@@ -232,7 +232,6 @@ def _sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_path)
     assert retry.user_attrs["resumed_from_iteration"] >= 10
 
 
-
 # Workers stopped mid-trial (killed, killed on a node whose folder is gone, SIGTERM) and their
 # retries: each scenario above has its own study and folder, so the three run side by side
 # (tests/tiny.py) and each test below checks its own.
