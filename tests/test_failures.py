@@ -11,6 +11,7 @@ tested is what happens when NiftyNet itself fails.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from lrsearch.run import study as run_study
 from lrsearch.run import workers
 from lrsearch.run.trial import TrialFailed
 from lrsearch.run.workers import FailureStreak
-from tests.tiny import TINY_SPACE, tiny_config
+from tests.tiny import TINY_SPACE, side_by_side, tiny_config
 
 State = optuna.trial.TrialState
 REPO = Path(__file__).resolve().parents[1]
@@ -242,18 +243,24 @@ def test_a_loss_that_rises_for_a_while_is_no_blow_up():
 @pytest.mark.slow
 def test_finite_loss_blow_up_is_divergence(tmp_path):
     """Cross-entropy at a constant LR of 64 goes 1.03 → 253 → … → 2707 in 10 iterations
-    (finite: no NaN); at 1e-3 the same config trains through."""
+    (finite: no NaN); at 1e-3 the same config trains through. The two runs train side by
+    side (tests/tiny.py)."""
     from lrsearch.engines.runtime import get_runtime
     from lrsearch.selfcheck import single_trial
 
     config = tiny_config(tmp_path)
     config.write_text(config.read_text().replace("loss_type = Dice", "loss_type = CrossEntropy"))
     runtime = get_runtime("tf2")
-    blown = single_trial(config, runtime, tmp_path / "high", lr=64.0, max_iter=40)
+    runs = side_by_side({lr: functools.partial(single_trial, config, runtime, tmp_path / name,
+                                                lr=lr, max_iter=40)
+                          for name, lr in (("high", 64.0), ("normal", 1e-3))})
+    blown, normal = runs[64.0], runs[1e-3]
+    for run in (blown, normal):
+        if isinstance(run, BaseException):
+            raise run
     assert blown.state == State.PRUNED
     assert blown.user_attrs["stop_reason"].startswith("diverged at iteration 10: training loss ")
     assert blown.user_attrs["iterations"] < 40
-    normal = single_trial(config, runtime, tmp_path / "normal", lr=1e-3, max_iter=40)
     assert normal.state == State.COMPLETE, normal.user_attrs.get("stop_reason")
 
 
@@ -267,13 +274,13 @@ def test_a_lost_worker_trial_gets_a_reason_and_its_note_says_so(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     command = [sys.executable, "-m", "lrsearch.cli", "optimize", "-c", str(config),
                "--space", str(TINY_SPACE), "--storage", storage, "--study", "lost",
-               "--trials", "1", "--max-iter", "40", "--jobs", "1", "--heartbeat", "1"]
+               "--trials", "1", "--max-iter", "25", "--jobs", "1", "--heartbeat", "1"]
     log_a = tmp_path / "a.log"
     a = subprocess.Popen(command, stdout=log_a.open("w"), stderr=subprocess.STDOUT,
                          cwd=tmp_path)
     deadline = time.monotonic() + 300
     recorded = 0
-    while recorded < 10:  # the heartbeat stores the iteration
+    while recorded < 10:  # the heartbeat stores the iteration; 15 and inference still to go
         assert a.poll() is None and time.monotonic() < deadline, log_a.read_text()[-2000:]
         time.sleep(0.5)
         if "Study 'lost'" not in log_a.read_text():  # the worker has not made it yet

@@ -154,6 +154,13 @@ def test_optimize_with_auto_lr_bounds_and_dice_auc(tmp_path, monkeypatch, capsys
     assert "best: trial 0, dice_auc" in page
 
 
+# ``lrsearch optimize`` in a worker process whose range test is short, as the test above makes
+# it in this one: 15 iterations instead of range_test.ITERATIONS
+_SHORT_RANGE_TEST = ("import sys; from lrsearch.search import range_test; "
+                     "range_test.ITERATIONS = 15; from lrsearch import cli; "
+                     "sys.exit(cli.main(sys.argv[1:]))")
+
+
 @pytest.mark.slow
 def test_concurrent_workers_share_one_range_test_and_later_workers_keep_its_bounds(tmp_path):
     """Two worker processes start one --lr-bounds auto study at once: one runs the range test
@@ -163,7 +170,7 @@ def test_concurrent_workers_share_one_range_test_and_later_workers_keep_its_boun
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
 
     def worker(trials: int, *extra: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "lrsearch.cli", "optimize", "-c", str(config),
+        command = [sys.executable, "-c", _SHORT_RANGE_TEST, "optimize", "-c", str(config),
                    "--space", str(TINY_SPACE), "--storage", storage, "--study", "shared",
                    "--trials", str(trials), "--max-iter", "5", "--jobs", "1",
                    "--baselines", "none", *extra]
@@ -175,8 +182,10 @@ def test_concurrent_workers_share_one_range_test_and_later_workers_keep_its_boun
     assert [w.returncode for w in workers] == [0, 0], outputs
     assert sum("Running the LR range test" in out for out in outputs) == 1, outputs
     study = optuna.load_study(study_name="shared", storage=storage)
-    low, high = RangeTest.from_dict(study.user_attrs["lr_find"]).bounds
-    summary = RangeTest.from_dict(study.user_attrs["lr_find"]).summary()
+    stored = RangeTest.from_dict(study.user_attrs["lr_find"])
+    assert stored.iterations == 15
+    low, high = stored.bounds
+    summary = stored.summary()
     assert all(summary in out for out in outputs), outputs
 
     later = worker(3)

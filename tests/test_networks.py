@@ -3,10 +3,12 @@
 Each network of ``WINDOW_RULES`` gets tiny synthetic data and a config with its smallest legal
 window, and one constant-LR trial of 2 iterations (validation, inference and whole-volume Dice
 included) runs through the same code a study uses, on TF 2 (bridged) and on stock TF 1.15.
+The selected cases train two at a time (see ``trained``); each test checks its own trial.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import pytest
 from lrsearch.engines.runtime import get_runtime
 from lrsearch.nifty.windows import WINDOW_RULES
 from lrsearch.selfcheck import single_trial
-from tests.tiny import write_volumes
+from tests.tiny import selected_params, side_by_side, write_volumes
 
 pytestmark = pytest.mark.slow
 
@@ -135,19 +137,48 @@ def test_every_known_network_has_a_tiny_setup():
         assert output == (net.label_window or net.window), network
 
 
-@pytest.mark.parametrize("runtime", ["tf2", "tf1"])
-@pytest.mark.parametrize("network", sorted(NETWORKS))
-def test_network_trains(network, runtime, tmp_path):
+def _skip_reason(network: str, runtime: str) -> str | None:
     if not ALL and network in HEAVY:
-        pytest.skip(f"{network}: {HEAVY[network]}; set LRSEARCH_ALL_NETWORKS=1 to run it")
+        return f"{network}: {HEAVY[network]}; set LRSEARCH_ALL_NETWORKS=1 to run it"
     if not ALL and runtime == "tf1" and network not in CI_TF1:
-        pytest.skip("stock NiftyNet on tf1 builds this network like any other; "
-                    "set LRSEARCH_ALL_NETWORKS=1 to train it there too")
-    if runtime == "tf1":
+        return ("stock NiftyNet on tf1 builds this network like any other; "
+                "set LRSEARCH_ALL_NETWORKS=1 to train it there too")
+    return None
+
+
+@pytest.fixture(scope="module")
+def trained(request, tmp_path_factory
+            ) -> dict[tuple[str, str], optuna.trial.FrozenTrial | BaseException]:
+    """The trial of every selected (network, runtime) case, two at a time (tests/tiny.py),
+    then the HEAVY ones (LRSEARCH_ALL_NETWORKS=1) one at a time, for their memory; a case that
+    raised re-raises in its own test."""
+    cases = sorted({(params["network"], params["runtime"])
+                    for params in selected_params(request, "test_network_trains")})
+    cases = [case for case in cases if _skip_reason(*case) is None]
+    if any(runtime == "tf1" for _, runtime in cases):
         from lrsearch.engines import tf1
 
         tf1.ensure_python(report=lambda text: print(f"tf1 setup: {text}", flush=True))
-    trial = run_network(network, runtime, tmp_path)
+    root = tmp_path_factory.mktemp("networks")
+
+    def train(chosen, at_once):
+        return side_by_side({(network, runtime): functools.partial(
+            run_network, network, runtime, root / f"{network}-{runtime}")
+            for network, runtime in chosen}, at_once)
+
+    return train([c for c in cases if c[0] not in HEAVY], 2) | \
+        train([c for c in cases if c[0] in HEAVY], 1)
+
+
+@pytest.mark.parametrize("runtime", ["tf2", "tf1"])
+@pytest.mark.parametrize("network", sorted(NETWORKS))
+def test_network_trains(network, runtime, request):
+    reason = _skip_reason(network, runtime)
+    if reason is not None:
+        pytest.skip(reason)
+    trial = request.getfixturevalue("trained")[network, runtime]
+    if isinstance(trial, BaseException):
+        raise trial
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
     assert trial.user_attrs["iterations"] == MAX_ITER
     assert 0.0 <= trial.value <= 1.0

@@ -19,10 +19,13 @@ import pytest
 
 from lrsearch.nifty.contract import checkpoint_iteration
 from tests.postgres import PostgresServer
-from tests.tiny import TINY_SPACE, tiny_config
+from tests.tiny import TINY_SPACE, selected_params, side_by_side, tiny_config
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
+# A worker is killed (or stopped) once its trial has a checkpoint at iteration 10 (save_every
+# 5); the trial has 15 iterations, a validation and its inference still to go by then.
+MAX_ITER = 25
 
 
 @pytest.fixture(scope="module")
@@ -86,23 +89,23 @@ def niftynet_children(fragment: str) -> list[int]:
 def test_worker_processes_reach_exactly_n_trials(postgres, tmp_path):
     config = tiny_config(tmp_path)
     logs = [tmp_path / f"worker{i}.log" for i in range(3)]
-    procs = [worker(config, postgres.url, "multi", 5, 6, log=log) for log in logs]
+    procs = [worker(config, postgres.url, "multi", 4, 6, log=log) for log in logs]
     for proc, log in zip(procs, logs, strict=True):
         wait(proc, 600, log)
     trials = optuna.load_study(study_name="multi", storage=postgres.url).get_trials()
-    assert len(trials) == 5, [(t.number, t.state) for t in trials]
-    assert sorted(t.number for t in trials) == list(range(5))
+    assert len(trials) == 4, [(t.number, t.state) for t in trials]
+    assert sorted(t.number for t in trials) == list(range(4))
     assert all(t.state in (State.COMPLETE, State.PRUNED) for t in trials)
     hosts_and_dirs = {t.user_attrs["run_dir"] for t in trials}
-    assert len(hosts_and_dirs) == 5  # no trial ran twice
+    assert len(hosts_and_dirs) == 4  # no trial ran twice
     for log in logs:
         assert "pw-not-needed" not in log.read_text()  # the password never shows
 
 
-def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
+def _killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
     config = tiny_config(tmp_path, save_every=5)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = worker(config, postgres.url, "killed", 1, 40, "--heartbeat", "2", log=log_a)
+    a = worker(config, postgres.url, "killed", 1, MAX_ITER, "--heartbeat", "2", log=log_a)
     model = tmp_path / "models" / "killed" / "trial-0000" / "model"
     wait_until(lambda: (checkpoint_iteration(model) or 0) >= 10, a, log_a,
                "checkpoint at iteration 10")
@@ -112,7 +115,7 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
                       if "training iter " in line)
 
     # this worker's URL has no password: the same storage, so the run folder is the study's
-    b = worker(config, postgres.url.replace(":pw-not-needed@", "@"), "killed", 1, 40,
+    b = worker(config, postgres.url.replace(":pw-not-needed@", "@"), "killed", 1, MAX_ITER,
                "--heartbeat", "2", log=log_b)
     wait(b, 600, log_b)
     trials = optuna.load_study(study_name="killed", storage=postgres.url).get_trials()
@@ -134,7 +137,7 @@ def test_killed_worker_trial_is_retried_from_its_checkpoint(postgres, tmp_path):
 def test_server_restart_mid_study(postgres, tmp_path):
     config = tiny_config(tmp_path)
     log = tmp_path / "w.log"
-    proc = worker(config, postgres.url, "restart", 2, 30, log=log)
+    proc = worker(config, postgres.url, "restart", 2, 20, log=log)
     deadline = time.monotonic() + 300
     while True:
         try:
@@ -147,7 +150,8 @@ def test_server_restart_mid_study(postgres, tmp_path):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     postgres.stop()
-    time.sleep(8)
+    # down until the worker has met the outage (its next report, heartbeat or tell)
+    wait_until(lambda: "unreachable" in log.read_text(), proc, log, "storage outage noticed")
     postgres.start()
     wait(proc, 600, log)
     text = log.read_text()
@@ -158,14 +162,14 @@ def test_server_restart_mid_study(postgres, tmp_path):
     assert "pw-not-needed" not in text
 
 
-def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_store(
+def _retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_store(
         postgres, tmp_path):
     """Node A trains in its own scratch folder and dies; node B cannot see that folder and
     resumes from the checkpoint A copied to the study's checkpoint store."""
     config = tiny_config(tmp_path, save_every=5)
     store = tmp_path / "shared" / "checkpoints"
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = worker(config, postgres.url, "scratch", 1, 40, "--heartbeat", "2",
+    a = worker(config, postgres.url, "scratch", 1, MAX_ITER, "--heartbeat", "2",
                "--runs-dir", str(tmp_path / "node-a"), "--checkpoint-store", str(store),
                log=log_a)
 
@@ -184,7 +188,7 @@ def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_stor
     shutil.rmtree(tmp_path / "node-a")  # node A's scratch is gone with it
 
     # B gives no --checkpoint-store: the study recorded A's
-    b = worker(config, postgres.url, "scratch", 1, 40, "--heartbeat", "2",
+    b = worker(config, postgres.url, "scratch", 1, MAX_ITER, "--heartbeat", "2",
                "--runs-dir", str(tmp_path / "node-b"), log=log_b)
     wait(b, 600, log_b)
     original, retry = optuna.load_study(study_name="scratch", storage=postgres.url).trials
@@ -195,18 +199,18 @@ def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_stor
     log = Path(retry.user_attrs["run_dir"], "model", "training_niftynet_log").read_text()
     iterations = [int(line.split("training iter ")[1].split(",")[0])
                   for line in log.splitlines() if "training iter " in line]
-    assert min(iterations) == stored + 1 and max(iterations) == 40  # no iteration redone
+    assert min(iterations) == stored + 1 and max(iterations) == MAX_ITER  # no iteration redone
     assert set(original.intermediate_values) <= set(retry.intermediate_values)
     # the store keeps one checkpoint: the retry's final one (its original's was replaced)
-    assert retry.user_attrs["checkpoint_artifact"]["iteration"] == 40
+    assert retry.user_attrs["checkpoint_artifact"]["iteration"] == MAX_ITER
     assert [p.name for p in store.iterdir()] == [retry.user_attrs["checkpoint_artifact"]
                                                  ["artifact_id"]]
 
 
-def test_sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_path):
+def _sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_path):
     config = tiny_config(tmp_path, save_every=5)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = worker(config, postgres.url, "term", 1, 40, log=log_a)
+    a = worker(config, postgres.url, "term", 1, MAX_ITER, log=log_a)
     model = tmp_path / "models" / "term" / "trial-0000" / "model"
     wait_until(lambda: (checkpoint_iteration(model) or 0) >= 10, a, log_a,
                "checkpoint at iteration 10")
@@ -221,8 +225,49 @@ def test_sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_p
     assert stopped.state == State.FAIL and queued.state == State.WAITING
     assert "the worker was stopped (re-queued)" in stopped.user_attrs["stop_reason"]
 
-    b = worker(config, postgres.url, "term", 1, 40, log=log_b)
+    b = worker(config, postgres.url, "term", 1, MAX_ITER, log=log_b)
     wait(b, 600, log_b)
     stopped, retry = optuna.load_study(study_name="term", storage=postgres.url).trials
     assert retry.state == State.COMPLETE and retry.user_attrs["retry_of"] == 0
     assert retry.user_attrs["resumed_from_iteration"] >= 10
+
+
+# Workers stopped mid-trial (killed, killed on a node whose folder is gone, SIGTERM) and their
+# retries: each scenario above has its own study and folder, so the three run side by side
+# (tests/tiny.py) and each test below checks its own.
+SCENARIOS = {
+    "test_killed_worker_trial_is_retried_from_its_checkpoint":
+        _killed_worker_trial_is_retried_from_its_checkpoint,
+    "test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_store":
+        _retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_store,
+    "test_sigterm_stops_the_worker_and_the_same_command_continues":
+        _sigterm_stops_the_worker_and_the_same_command_continues,
+}
+
+
+@pytest.fixture(scope="module")
+def stopped_workers(request, postgres, tmp_path_factory) -> dict[str, BaseException | None]:
+    """``test name -> None`` (its scenario's assertions held) or the exception it raised."""
+    def scenario(name):
+        return lambda: SCENARIOS[name](postgres, tmp_path_factory.mktemp(name[5:35]))
+
+    selected = [name for name in SCENARIOS if selected_params(request, name)]
+    return side_by_side({name: scenario(name) for name in selected}, at_once=len(SCENARIOS))
+
+
+def _passed(request) -> None:
+    error = request.getfixturevalue("stopped_workers")[request.node.originalname]
+    if error is not None:
+        raise error
+
+
+def test_killed_worker_trial_is_retried_from_its_checkpoint(request):
+    _passed(request)
+
+
+def test_retry_on_a_node_without_the_run_folder_resumes_from_the_checkpoint_store(request):
+    _passed(request)
+
+
+def test_sigterm_stops_the_worker_and_the_same_command_continues(request):
+    _passed(request)

@@ -2,19 +2,21 @@
 
 The tf1 environment is built here if it is not in the user cache yet (tests/install-deps.sh
 builds it ahead with `lrsearch runtime setup tf1`); it needs a Python 3.7 (pyenv's here).
+The commands are real ``lrsearch`` processes, started together (see ``commands``).
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from lrsearch import cli
 from lrsearch.engines import tf1
 from lrsearch.selfcheck import Tiny, write_tiny_config
+from tests.tiny import selected_params
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_ITER = 4
@@ -28,20 +30,61 @@ def tf1_python() -> str:
     return tf1.ensure_python(report=lambda text: print(f"tf1 setup: {text}", flush=True))
 
 
-@pytest.mark.parametrize("runtime", ["tf2", "tf1"])
-def test_runtime_trains_and_reports_dice(runtime, request, tmp_path, capsys):
-    python = request.getfixturevalue("tf1_python") if runtime == "tf1" else sys.executable
-    config = write_tiny_config(tmp_path, Tiny(max_iter=MAX_ITER, validation_every_n=VALIDATE_EVERY))
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+def _training(runtime: str, directory: Path) -> list[str]:
+    """``lrsearch optimize`` of one enqueued constant-LR trial on ``runtime``."""
+    config = write_tiny_config(directory, Tiny(max_iter=MAX_ITER,
+                                               validation_every_n=VALIDATE_EVERY))
+    storage = f"sqlite:///{directory / 'study.db'}"
     study = optuna.create_study(study_name="rt", storage=storage, direction="maximize")
     study.enqueue_trial({"family": "constant", "base_lr": 1e-3, "optimiser": "adam"})
-
     # studies/tiny.toml says runtime = "tf2": the command line wins.
-    code = cli.main(["optimize", "-c", str(config), "--space", str(REPO / "studies/tiny.toml"),
-                     "--storage", storage, "--study", "rt", "--trials", "1",
-                     "--max-iter", str(MAX_ITER), "--runtime", runtime])
-    assert code == 0, capsys.readouterr().err
+    return ["optimize", "-c", str(config), "--space", str(REPO / "studies/tiny.toml"),
+            "--storage", storage, "--study", "rt", "--trials", "1",
+            "--max-iter", str(MAX_ITER), "--runtime", runtime]
 
+
+@pytest.fixture(scope="module")
+def commands(request, tmp_path_factory) -> dict[str, tuple[subprocess.Popen, Path]]:
+    """The selected tests' lrsearch commands, started together as processes and each checked
+    by its own test: their NiftyNet children (and the check's probes) spend nearly all of
+    their time on one core each, so side by side they keep a 2-core machine busy.
+    ``name -> (process, its folder)``; stdout and stderr are ``out.txt`` and ``err.txt``."""
+    wanted = {}
+    for params in selected_params(request, "test_runtime_trains_and_reports_dice"):
+        directory = tmp_path_factory.mktemp(f"train-{params['runtime']}")
+        wanted[params["runtime"]] = (_training(params["runtime"], directory), directory)
+    if selected_params(request, "test_runtime_check_reports_versions_gpus_and_a_training"):
+        wanted["check"] = (["runtime", "check"], tmp_path_factory.mktemp("check"))
+    if set(wanted) - {"tf2"}:
+        request.getfixturevalue("tf1_python")  # set up (or checked) before any starts
+    started = {}
+    for name, (argv, directory) in wanted.items():
+        with (directory / "out.txt").open("w") as out, (directory / "err.txt").open("w") as err:
+            started[name] = (subprocess.Popen([sys.executable, "-m", "lrsearch.cli", *argv],
+                                              cwd=directory, stdout=out, stderr=err),
+                             directory)
+    yield started
+    for process, _ in started.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _finished(commands, name: str) -> tuple[int, str, str, Path]:
+    """(exit status, stdout, stderr, folder) of the command ``name``."""
+    process, directory = commands[name]
+    code = process.wait(timeout=900)
+    return (code, (directory / "out.txt").read_text(), (directory / "err.txt").read_text(),
+            directory)
+
+
+@pytest.mark.parametrize("runtime", ["tf2", "tf1"])
+def test_runtime_trains_and_reports_dice(runtime, request, commands):
+    python = request.getfixturevalue("tf1_python") if runtime == "tf1" else sys.executable
+    code, _, err, directory = _finished(commands, runtime)
+    assert code == 0, err[-3000:]
+
+    storage = f"sqlite:///{directory / 'study.db'}"
     (trial,) = optuna.load_study(study_name="rt", storage=storage).get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
     assert trial.user_attrs["command"].split()[0] == python
@@ -56,10 +99,9 @@ def test_runtime_trains_and_reports_dice(runtime, request, tmp_path, capsys):
     assert trial.user_attrs["runtime"]["tensorflow"].startswith(expected_tf)  # the child's
 
 
-def test_runtime_check_reports_versions_gpus_and_a_training(tf1_python, capsys):
-    code = cli.main(["runtime", "check"])
-    out = capsys.readouterr().out
-    assert code == 0, out
+def test_runtime_check_reports_versions_gpus_and_a_training(tf1_python, commands):
+    code, out, err, _ = _finished(commands, "check")
+    assert code == 0, out + err[-3000:]
     lines = out.splitlines()
     assert lines[0].startswith("tf2: Python 3.") and "TensorFlow 2." in lines[0]
     tf1_line = next(i for i, line in enumerate(lines) if line.startswith("tf1:"))

@@ -2,10 +2,12 @@
 child started with a seed trains the same first iteration again.
 
 The training runs are real NiftyNet children on tiny demo data (tests/tiny.py), on the TF 2
-runtime and (marked slow) on stock TF 1.15; storages are real SQLite.
+runtime and (marked slow) on stock TF 1.15, two children at a time; storages are real SQLite.
 """
 
 from __future__ import annotations
+
+import functools
 
 import optuna
 import pytest
@@ -16,7 +18,7 @@ from lrsearch.nifty.contract import SEED_RANGE
 from lrsearch.run import workers
 from lrsearch.run.storage import open_storage
 from lrsearch.run.trial import training_seed
-from tests.tiny import tiny_config
+from tests.tiny import selected_params, side_by_side, tiny_config
 
 State = optuna.trial.TrialState
 
@@ -67,18 +69,38 @@ def _first_loss(trial: optuna.trial.FrozenTrial) -> float:
     raise AssertionError(f"no first training iteration in {trial.user_attrs['log_path']}")
 
 
-@pytest.mark.parametrize("runtime", ["tf2", pytest.param("tf1", marks=pytest.mark.slow)])
-def test_same_seed_same_first_loss_another_seed_another(runtime, tmp_path):
-    """NiftyNet's initial weights are fixed (its initialisers' op seed 42) but its windows come
-    from numpy's unseeded generator, from two sampler threads here (the demo's num_threads):
-    without the seed the first losses of two runs differ."""
+RUNS = (("a", 3), ("again", 3), ("other", 4))  # (run folder, seed): two alike, one not
+
+
+@pytest.fixture(scope="module")
+def seeded_runs(request, tmp_path_factory
+                ) -> dict[tuple[str, str], optuna.trial.FrozenTrial | BaseException]:
+    """The three runs of each selected runtime, each its own child, two children at a time
+    (tests/tiny.py): ``(runtime, run) -> FrozenTrial`` (or the exception it raised)."""
     from lrsearch.engines.runtime import get_runtime
     from lrsearch.selfcheck import single_trial
 
-    config = tiny_config(tmp_path, validate_every=2)
-    engine = get_runtime(runtime)
-    runs = {name: single_trial(config, engine, tmp_path / name, max_iter=2, seed=seed)
-            for name, seed in (("a", 3), ("again", 3), ("other", 4))}
+    calls = {}
+    for params in selected_params(request, "test_same_seed_same_first_loss_another_seed_another"):
+        runtime = params["runtime"]
+        root = tmp_path_factory.mktemp(f"seeds-{runtime}")
+        config = tiny_config(root, validate_every=2)
+        engine = get_runtime(runtime)
+        for name, seed in RUNS:
+            calls[runtime, name] = functools.partial(single_trial, config, engine, root / name,
+                                                     max_iter=2, seed=seed)
+    return side_by_side(calls)
+
+
+@pytest.mark.parametrize("runtime", ["tf2", pytest.param("tf1", marks=pytest.mark.slow)])
+def test_same_seed_same_first_loss_another_seed_another(runtime, seeded_runs):
+    """NiftyNet's initial weights are fixed (its initialisers' op seed 42) but its windows come
+    from numpy's unseeded generator, from two sampler threads here (the demo's num_threads):
+    without the seed the first losses of two runs differ."""
+    runs = {name: seeded_runs[runtime, name] for name, _ in RUNS}
+    for run in runs.values():
+        if isinstance(run, BaseException):
+            raise run
     assert [t.user_attrs["seed"] for t in runs.values()] == [3, 3, 4]
     a, again, other = (_first_loss(t) for t in runs.values())
     assert a == again

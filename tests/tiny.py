@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SPACE = REPO / "studies" / "tiny.toml"
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 def tiny_config(tmp_path: Path, subjects: int = 5, validate_every: int = 5,
@@ -62,3 +67,26 @@ def write_volumes(directory: Path, shape: tuple[int, ...], *, subjects: int = 3,
             nib.save(nib.Nifti1Image(data, np.eye(4)),
                      directory / (file.format(k=k, name=name) + ".nii.gz"))
     return directory
+
+
+def side_by_side(calls: Mapping[K, Callable[[], T]], at_once: int = 2
+                 ) -> dict[K, T | BaseException]:
+    """Each call's result, or the exception it raised, running ``at_once`` calls at a time in
+    threads.
+
+    A tiny NiftyNet child spends nearly all of its time on one core (importing TensorFlow,
+    building the training and inference graphs; a few iterations compute little), so two
+    children keep a 2-core machine busy where one leaves a core idle. Threads start the
+    children as the slots of a ``--jobs 2`` worker do.
+    """
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        futures = {key: pool.submit(call) for key, call in calls.items()}
+    return {key: future.exception() or future.result() for key, future in futures.items()}
+
+
+def selected_params(request: Any, test_name: str) -> list[dict[str, Any]]:
+    """The parameters of each selected (collected, not deselected) case of ``test_name`` in
+    the requesting module: what a module fixture training for those cases has to train."""
+    items = [item for item in request.session.items
+             if item.originalname == test_name and item.module is request.module]
+    return [item.callspec.params if hasattr(item, "callspec") else {} for item in items]
