@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from lrsearch.monitor.records import TrialAttr
 from lrsearch.selfcheck import Tiny, write_tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,8 +96,11 @@ def test_slurm_task_runs_one_worker_against_the_shared_storage(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "task 0 of job 42" in done.stdout
     study = optuna.load_study(study_name="slurm", storage=storage)
-    (trial,) = study.get_trials()
+    # one trial (the config as written), then, the budget held, its two finalist repeats
+    trial, *repeats = study.get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert [(t.state, t.user_attrs[TrialAttr.REPEAT_OF]) for t in repeats] == \
+        [(optuna.trial.TrialState.COMPLETE, trial.number)] * 2
     assert Path(trial.user_attrs["run_dir"]).is_relative_to(tmp_path / "runs")
     # LRSEARCH_CHECKPOINT_STORE reaches the worker: the finished trial's model is in the store
     assert Path(study.user_attrs["checkpoint_store"]) == tmp_path / "store"
