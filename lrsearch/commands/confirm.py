@@ -9,7 +9,6 @@ from lrsearch.commands.options import (
     add_slot_arguments,
     add_storage_argument,
     add_study_argument,
-    build_reporter,
     storage_url,
 )
 
@@ -33,8 +32,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from lrsearch.commands.optimize import print_outcome
-    from lrsearch.monitor.progress import Progress
+    from lrsearch.commands.optimize import run_with_progress
     from lrsearch.run import plan as run_plan
     from lrsearch.run import study as run_study
     from lrsearch.run.studies import load_study
@@ -45,12 +43,4 @@ def run(args) -> int:
         study, url, args.config, slots=run_plan.make_slots(args.jobs, args.gpus),
         finalists=args.finalists, repeats=args.repeats,
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}))
-    plan = run_study.prepare(options, build_reporter(args))
-    progress = Progress(plan.trials, args.verbosity)
-    try:
-        result = run_study.confirm(plan, progress)
-    finally:
-        progress.close()
-    if not args.quiet:
-        print_outcome(result)
-    return 0
+    return run_with_progress(args, options, run_study.confirm)

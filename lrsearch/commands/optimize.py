@@ -74,7 +74,6 @@ def configure(parser) -> None:
 def run(args) -> int:
     from lrsearch.demo import config_or_demo
     from lrsearch.errors import ConfigError
-    from lrsearch.monitor.progress import Progress
     from lrsearch.run import plan as run_plan
     from lrsearch.run import study as run_study
     from lrsearch.search.baselines import parse_baselines
@@ -107,10 +106,19 @@ def run(args) -> int:
         **({"heartbeat": args.heartbeat} if args.heartbeat else {}),
         **({"max_failures": args.max_failures} if args.max_failures is not None else {}),
     )
+    return run_with_progress(args, options, run_study.optimize)
+
+
+def run_with_progress(args, options, step) -> int:
+    """Prepares ``options`` (its checks and reports), runs ``step(plan, progress)`` with a
+    progress display and prints the outcome: optimize and confirm alike."""
+    from lrsearch.monitor.progress import Progress
+    from lrsearch.run import study as run_study
+
     plan = run_study.prepare(options, build_reporter(args))
     progress = Progress(plan.trials, args.verbosity)
     try:
-        result = run_study.optimize(plan, progress)
+        result = step(plan, progress)
     finally:
         progress.close()
     if not args.quiet:

@@ -13,8 +13,6 @@ second ``confirm`` or a re-run of ``optimize`` repeats nothing twice.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import statistics
 
 import optuna
@@ -22,7 +20,7 @@ from optuna.trial import TrialState
 
 from lrsearch.monitor.progress import Progress
 from lrsearch.monitor.records import StudyAttr, TrialAttr
-from lrsearch.nifty.contract import SEED_RANGE
+from lrsearch.nifty.contract import derive_seed
 from lrsearch.run.plan import StudyPlan
 from lrsearch.run.storage import study_lock
 from lrsearch.run.workers import Workers, is_repeat, repeats_running
@@ -37,12 +35,7 @@ def round_seeds(stored: list[int], rounds: int, study_seed: int | None,
     while len(seeds) < rounds:
         attempt = 0
         while True:
-            if study_seed is None:
-                seed = secrets.randbelow(SEED_RANGE)
-            else:
-                text = f"{study_seed}:repeat:{len(seeds) + 1}:{attempt}"
-                seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") \
-                    % SEED_RANGE
+            seed = derive_seed(study_seed, "repeat", len(seeds) + 1, attempt)
             if seed not in taken and seed not in seeds:
                 break
             attempt += 1

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
-import secrets
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,7 @@ from lrsearch.monitor.progress import Progress
 from lrsearch.monitor.records import StudyAttr, TrialAttr, study_info
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
-from lrsearch.nifty.contract import SEED_RANGE
+from lrsearch.nifty.contract import derive_seed
 from lrsearch.run import owners, payoff, repeats
 from lrsearch.run.plan import StudyOptions, StudyPlan, make_slots
 from lrsearch.run.range_test import run_range_test
@@ -400,11 +398,7 @@ def validation_seed(study: optuna.Study, storage_url: str, seed: int | None) -> 
         stored = study.user_attrs.get(StudyAttr.VALIDATION_SEED)
         if stored is not None:
             return int(stored)
-        if seed is None:
-            derived = secrets.randbelow(SEED_RANGE)
-        else:
-            digest = hashlib.sha256(f"{seed}:validation".encode()).digest()
-            derived = int.from_bytes(digest[:8], "big") % SEED_RANGE
+        derived = derive_seed(seed, "validation")
         study.set_user_attr(StudyAttr.VALIDATION_SEED, derived)
         return derived
 

@@ -9,10 +9,8 @@ inference on the validation subjects' whole volumes.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
-import secrets
 import shutil
 import signal
 import socket
@@ -165,11 +163,7 @@ def training_seed(trial: optuna.Trial, study_seed: int | None = None) -> int:
     seed = trial.user_attrs.get(TrialAttr.SEED)
     if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_RANGE:
         return seed
-    if study_seed is None:
-        seed = secrets.randbelow(SEED_RANGE)
-    else:
-        digest = hashlib.sha256(f"{study_seed}:{trial.number}".encode()).digest()
-        seed = int.from_bytes(digest[:8], "big") % SEED_RANGE
+    seed = contract.derive_seed(study_seed, trial.number)
     trial.set_user_attr(TrialAttr.SEED, seed)
     return seed
 
