@@ -87,6 +87,17 @@ def test_progress_names_a_baseline_your_config():
                              "value: 0.5000.")
 
 
+
+def test_progress_never_names_a_finalist_repeat_best():
+    stream = io.StringIO()
+    progress = Progress(3, stream=stream)
+    progress.trial_finished(2, "complete", 0.5, params={})
+    progress.trial_finished(7, "complete", 0.9, params={}, label="repeat 1 of trial 2",
+                            ranked=False)
+    assert progress.best == (2, 0.5)
+    assert stream.getvalue().splitlines()[-1].endswith("Best is trial 2 with value: 0.5000.")
+
+
 def test_bad_names_are_refused_up_front_with_one_line(tmp_path, capsys):
     config = _config(tmp_path)
     db = tmp_path / "b.db"

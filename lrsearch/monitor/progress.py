@@ -50,21 +50,24 @@ class Progress:
         self._draw(force=True)
 
     def trial_finished(self, number: int, state: str, value: float | None, reason: str = "",
-                       params: dict | None = None, label: str = "") -> None:
+                       params: dict | None = None, label: str = "", ranked: bool = True
+                       ) -> None:
+        """``ranked``: False for a finalist repeat, which never becomes the study's best (the
+        winner is declared on means once repeats are in)."""
         with self._lock:
             if label:
                 self.labels[number] = label
-            self._finished(number, state, value, reason, params)
+            self._finished(number, state, value, reason, params, ranked)
 
     def _trial(self, number: int, word: str = "Trial") -> str:
         """"Trial 3", or "Trial 0 (your config)" for a baseline."""
         label = self.labels.get(number)
         return f"{word} {number} ({label})" if label else f"{word} {number}"
 
-    def _finished(self, number, state, value, reason, params) -> None:
+    def _finished(self, number, state, value, reason, params, ranked=True) -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
         improved = self.best is None or (value is not None and value > self.best[1])
-        if state == "complete" and value is not None and improved:
+        if state == "complete" and value is not None and improved and ranked:
             self.best = (number, value)
         best = (f" Best is {self._trial(self.best[0], 'trial')} with value: {self.best[1]:.4f}."
                 if self.best else "")

@@ -376,5 +376,5 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
     else:
         study.tell(trial, value)
         progress.trial_finished(trial.number, "complete", value, params=trial.params,
-                                label=label)
+                                label=label, ranked=setup.repeat_of is None)
     return None
