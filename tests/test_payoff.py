@@ -104,3 +104,61 @@ def test_the_read_model_finds_the_baseline_and_the_stored_checkpoint_dice(tmp_pa
     assert (result.baseline_trial, result.best_trial) == (1, 2)
     assert result.status == payoff.MEASURED and result.iterations == 100
     assert result.seconds == pytest.approx(22.5)  # both trials' checkpoints
+
+
+# --- on means, once the best schedule and the config have repeats ------------------------------
+
+CONFIG_RUNS = {0: 0.78, 1: 0.76, 2: 0.80}  # mean 0.78
+
+
+def test_on_means_the_mean_curve_times_the_config_mean_and_each_seed_its_own_run():
+    best_runs = {0: 0.83, 1: 0.81, 2: 0.82}  # mean 0.82
+    curves = {0: {50: 0.60, 100: 0.79, 150: 0.80, 200: 0.83},
+              1: {50: 0.55, 100: 0.74, 150: 0.77, 200: 0.81},
+              2: {50: 0.62, 100: 0.78, 150: 0.81, 200: 0.82}}
+    # mean curve: 50: 0.59, 100: 0.77, 150: 0.7933, 200: 0.82 → reaches 0.78 at 150
+    result = payoff.compare_means(0, CONFIG_RUNS, 4, best_runs, MAX_ITER, curves, seconds=90.0)
+    assert result.on_means and (result.best_runs, result.baseline_runs) == (3, 3)
+    assert result.baseline_dice == pytest.approx(0.78)
+    assert result.delta_dice == pytest.approx(0.04)
+    assert result.status == payoff.MEASURED and result.iterations == 150
+    assert result.fraction == pytest.approx(0.75)
+    # seed by seed: run 0 reaches 0.78 at 100, run 1 reaches 0.76 at 150, run 2 0.80 at 150
+    assert result.by_round == ((0, 100), (1, 150), (2, 150))
+    assert result.line() == (
+        "vs your config (trial 0, mean Dice 0.780 over 3 runs): +0.040 mean Dice at 200 "
+        "iterations; the mean of trial 4's 3 runs reaches 0.780 at iteration 150 (75% of the "
+        "budget); seed by seed, each run reaches your config's run: 100, 150, 150 "
+        "[checkpoints segmented in 90 s]")
+    vs = result.to_json()["vs_baseline"]
+    assert vs["basis"] == "means" and vs["runs"] == 3 and vs["baseline_runs"] == 3
+    assert vs["iterations_to_baseline_dice"] == 150
+    assert vs["iterations_to_baseline_dice_by_round"] == {"0": 100, "1": 150, "2": 150}
+    assert result.to_json()["baseline"]["final_dice"] == pytest.approx(0.78)
+
+
+def test_on_means_not_reached_and_a_run_that_reaches_at_its_first_checkpoint():
+    best_runs = {0: 0.79, 1: 0.77, 2: 0.76}  # mean 0.7733
+    curves = {0: {50: 0.79, 100: 0.70, 150: 0.75, 200: 0.79},
+              1: {50: 0.50, 100: 0.70, 150: 0.75, 200: 0.77},
+              2: {50: 0.55, 100: 0.70, 150: 0.74, 200: 0.76}}
+    result = payoff.compare_means(0, CONFIG_RUNS, 4, best_runs, MAX_ITER, curves)
+    assert result.status == payoff.NOT_REACHED and result.iterations is None
+    assert result.by_round == ((0, 50), (1, 200), (2, None))
+    assert result.line().endswith(
+        "the mean of trial 4's 3 runs does not reach 0.780 at any of its 4 checkpoints; seed "
+        "by seed, each run reaches your config's run: ≤50, 200, not reached")
+
+
+def test_on_means_a_run_not_segmented_yet_leaves_the_speed_up_not_computed():
+    curves = {0: {50: 0.6, 100: 0.79, 150: 0.8, 200: 0.83}, 1: None}
+    result = payoff.compare_means(0, {0: 0.78, 1: 0.76}, 4, {0: 0.83, 1: 0.81}, MAX_ITER,
+                                  curves)
+    assert result.status == payoff.NOT_COMPUTED
+    assert result.delta_dice == pytest.approx(0.05)  # the means are known without checkpoints
+    assert "checkpoints of 1 of its 2 runs not segmented yet" in result.reason
+
+
+def test_on_means_the_config_leading_has_no_speed_up():
+    result = payoff.compare_means(0, CONFIG_RUNS, 0, CONFIG_RUNS, MAX_ITER, {})
+    assert result.status == payoff.BEST_IS_BASELINE and result.delta_dice == 0

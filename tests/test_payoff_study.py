@@ -96,7 +96,7 @@ def test_optimize_stores_every_checkpoints_dice_once_the_budget_is_held(study_db
         model = Path(trial.user_attrs["run_dir"]) / "model"
         segmented = [p.name for p in model.glob("segmentation-*")]
         assert sorted(segmented) == ["segmentation-3", "segmentation-6", "segmentation-9"]
-    assert study.user_attrs["payoff"] == {"baseline_trial": 0, "best_trial": 1}
+    assert study.user_attrs["payoff"] == {"baseline_trial": 0, "best_trial": 1, "trials": [0, 1]}
 
 
 def test_best_json_has_the_baseline_and_the_speed_up(study_db):

@@ -254,7 +254,22 @@ def test_the_verdict_on_stored_runs_in_best_json_best_and_the_report(plan, capsy
     assert found["verdict"] == {"status": "gain", "winner": 1,
                                 "line": study_info(study).confirmed().line()}
     assert found["baseline"]["trial"] == 0 and "status" in vs  # the payoff's fields stay
-    assert vs["delta_dice"] == pytest.approx(0.02)  # single runs: trial 1 vs trial 0
+    # the speed-up is on means too: every run of trial 1 and of the config is segmented
+    assert vs["basis"] == "means" and vs["delta_dice"] == pytest.approx(0.03)
+    assert vs["status"] == "not_computed"
+    info = study_info(study)
+    assert info.run_numbers(1) == {0: 1, 1: 3, 2: 6}
+    assert info.payoff_trials() == [0, 1, 3, 5, 6, 8]
+    for number, curve in ((1, {5: 0.5, 10: 0.75, 15: 0.79, 20: 0.80}),  # max_iter 20
+                          (3, {5: 0.5, 10: 0.80, 15: 0.81, 20: 0.82}),
+                          (6, {5: 0.6, 10: 0.78, 15: 0.83, 20: 0.84})):
+        study.set_user_attr(f"checkpoint_dice.{number}",
+                            {"dice": {str(k): v for k, v in curve.items()}, "seconds": 5.0})
+    # mean curve 10: 0.7767, 15: 0.81 against the config's mean 0.79; seed by seed against
+    # 0.78 (round 0), 0.79 (round 1), 0.80 (round 2)
+    result = study_info(study).payoff()
+    assert result.iterations == 15 and result.by_round == ((0, 15), (1, 10), (2, 15))
+    assert result.seconds == pytest.approx(15.0)
 
     assert cli.main(["best", "--storage", plan.storage_url]) == 0
     out = capsys.readouterr().out
@@ -341,3 +356,31 @@ def test_confirm_refuses_bad_counts_and_a_missing_config_in_one_line(plan, capsy
                    f"{plan.context.config.path.resolve()}, which is not there: give the same "
                    f"NiftyNet config with -c FILE"]
     assert len(optuna.load_study(study_name="r", storage=plan.storage_url).trials) == 2
+
+
+def test_the_repeats_share_the_optimize_timeout(plan, capsys):
+    """``--timeout`` counts from when ``optimize`` began: a search that used it up leaves no
+    time for the repeats (the trial runner is a stand-in that only records: the queueing and
+    the clock are what is tested)."""
+    import dataclasses
+    import time
+
+    from lrsearch.monitor.progress import Progress
+    from lrsearch.run.workers import Workers
+
+    study = _stored(plan, [0.80, 0.84])
+    run_repeats.enqueue_repeats(study, plan, k=1, rounds=1)
+    ran = []
+
+    def record(study, trial, plan, progress, slot, stopping):
+        ran.append(trial.user_attrs["repeat_of"])
+        study.tell(trial, 0.8)
+        return None  # not failed
+
+    timed = dataclasses.replace(plan, timeout=50.0)
+    begun = time.monotonic() - 60  # the search took 60 s of the 50
+    Workers(study, timed, Progress(1), run_one=record, sample=False, started=begun).run()
+    assert ran == []
+    assert "Timeout of 50 s reached." in capsys.readouterr().err
+    Workers(study, timed, Progress(1, 0), run_one=record, sample=False).run()  # a new run
+    assert sorted(ran) == [0, 1]

@@ -117,6 +117,10 @@ def test_best_json_has_runs_means_and_the_interval(study_db):
         low, high = vs["delta_dice_interval"]
         assert low <= vs["delta_dice_mean"] <= high
         assert found["verdict"]["status"] == ("gain" if low > 0 else "no_measurable_gain")
+        # the speed-up on means: both runs of the leader and of the config were segmented
+        assert vs["basis"] == "means" and (vs["runs"], vs["baseline_runs"]) == (2, 2)
+        assert study.user_attrs["payoff"]["trials"] == [0, 1, 2, 3]
+        assert set(vs["iterations_to_baseline_dice_by_round"]) == {"0", "1"}
 
 
 def test_a_killed_confirm_resumes_its_repeat_and_repeats_nothing_twice(study_db):

@@ -35,7 +35,8 @@ def configure(parser) -> None:
     parser.add_argument("--space", type=Path, default=None,
                         help="search space TOML (default: studies/default.toml, every family)")
     parser.add_argument("--timeout", type=float, default=None,
-                        help="stop starting trials after this many seconds")
+                        help="start no trial (searched, or a finalist repeat) after this many "
+                        "seconds")
     parser.add_argument("--seed", type=int, default=None,
                         help="sampler seed; each trial's training seed derives from it")
     parser.add_argument("--max-iter", type=int, default=None,

@@ -189,24 +189,39 @@ def dice_figure(trial: TrialInfo) -> go.Figure:
 
 def payoff_figure(info: StudyInfo) -> go.Figure | None:
     """Whole-volume Dice by checkpoint of the config baseline and the best trial, with the
-    baseline's final Dice as the line the best one has to reach (None: not segmented yet)."""
+    baseline's final Dice as the line the best one has to reach (None: not segmented yet).
+    On means: each run thin, their mean thick."""
     import plotly.graph_objects as go
 
+    from lrsearch.search.payoff import mean_curve
+
     payoff = info.payoff()
-    if payoff is None or not any(n in info.checkpoint_dice
-                                 for n in (payoff.baseline_trial, payoff.best_trial)):
+    if payoff is None or not any(n in info.checkpoint_dice for n in info.payoff_trials()):
         return None
-    fig = go.Figure(layout=_layout("Whole-volume Dice at every checkpoint: best vs your config",
+    mean = "mean " if payoff.on_means else ""
+    title = "Whole-volume Dice at every checkpoint: best vs your config"
+    fig = go.Figure(layout=_layout(title + (", runs and their mean" if mean else ""),
                                    "iteration", "Dice (whole volumes)", height=380))
     for number, name, colour in ((payoff.baseline_trial, "your config", "#7f7f7f"),
                                  (payoff.best_trial, "best", "#2ca02c")):
-        curve = info.checkpoint_dice.get(number, ({}, None))[0]
+        runs = info.run_numbers(number) if payoff.on_means else {0: number}
+        curves = {r: info.checkpoint_dice[n][0] for r, n in runs.items()
+                  if n in info.checkpoint_dice and info.checkpoint_dice[n][0]}
+        if payoff.on_means:
+            for r, curve in sorted(curves.items()):
+                x, y = zip(*sorted(curve.items()), strict=True)
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", opacity=0.35,
+                                         name=f"{name}, run {r} (trial {runs[r]})",
+                                         legendgroup=name, showlegend=False,
+                                         line={"color": colour, "width": 1}))
+        curve = mean_curve(list(curves.values())) if len(curves) == len(runs) else {}
         if curve:
             x, y = zip(*sorted(curve.items()), strict=True)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{name} (trial "
-                                     f"{number})", line={"color": colour, "width": 2}))
+            label = f"{name} (trial {number}{f', mean of {len(curves)} runs' if mean else ''})"
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label,
+                                     legendgroup=name, line={"color": colour, "width": 2}))
     fig.add_hline(y=payoff.baseline_dice, line={"color": "#7f7f7f", "dash": "dot"},
-                  annotation_text=f"your config's final Dice {payoff.baseline_dice:.3f}")
+                  annotation_text=f"your config's {mean}final Dice {payoff.baseline_dice:.3f}")
     if payoff.iterations is not None:
         fig.add_vline(x=payoff.iterations, line={"color": "#2ca02c", "dash": "dot"},
                       annotation_text=f"reached at {payoff.iterations}")

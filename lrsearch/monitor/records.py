@@ -198,17 +198,50 @@ class StudyInfo:
         return next((t for t in self.trials if t.state == "complete" and t.final_dice is not None
                      and t.baseline == baseline_names.CONFIG and t.repeat_of is None), None)
 
-    def payoff(self) -> payoff_maths.Payoff | None:
-        """The best trial against the ``config`` baseline (None without both, or max_iter)."""
+    def run_numbers(self, number: int) -> dict[int, int]:
+        """Trial numbers of a complete original trial's runs by round (0: itself)."""
+        found = {0: number}
+        for t in self.trials:
+            if t.repeat_of == number and t.repeat_round is not None and \
+                    t.state == "complete" and t.final_dice is not None:
+                found[t.repeat_round] = t.number
+        return found
+
+    def payoff_trials(self) -> list[int]:
+        """The trials whose checkpoints the payoff segments: the config baseline's and the
+        leader's runs (every run once finalists have repeats, else the originals); [] when
+        there is no payoff to time."""
         baseline, top = self.config_baseline(), self.leader()
-        best = [top] if top is not None else []
-        if baseline is None or not best or best[0].final_dice is None or not self.max_iter:
+        if baseline is None or top is None or top.number == baseline.number:
+            return []
+        if self._on_means(baseline, top):
+            return sorted({*self.run_numbers(baseline.number).values(),
+                           *self.run_numbers(top.number).values()})
+        return sorted({baseline.number, top.number})
+
+    def _on_means(self, baseline: TrialInfo, top: TrialInfo) -> bool:
+        return len(self.run_numbers(top.number)) > 1 and \
+            len(self.run_numbers(baseline.number)) > 1
+
+    def payoff(self) -> payoff_maths.Payoff | None:
+        """The best trial against the ``config`` baseline (None without both, or max_iter);
+        on means once both have repeats."""
+        baseline, top = self.config_baseline(), self.leader()
+        if baseline is None or top is None or top.final_dice is None or not self.max_iter:
             return None
-        curve, seconds = self.checkpoint_dice.get(best[0].number, (None, None))
-        own = self.checkpoint_dice.get(baseline.number, (None, None))[1]
-        cost = None if seconds is None and own is None else (seconds or 0.0) + (own or 0.0)
-        return payoff_maths.compare(baseline.number, baseline.final_dice, best[0].number,
-                                    best[0].final_dice, self.max_iter, curve, cost)
+        costs = [self.checkpoint_dice[n][1] for n in
+                 ({baseline.number, top.number} | set(self.payoff_trials()))
+                 if n in self.checkpoint_dice and self.checkpoint_dice[n][1] is not None]
+        cost = sum(costs) if costs else None
+        if self._on_means(baseline, top):
+            curves = {r: self.checkpoint_dice.get(n, (None, None))[0]
+                      for r, n in self.run_numbers(top.number).items()}
+            return payoff_maths.compare_means(
+                baseline.number, self.runs(baseline).dice, top.number, self.runs(top).dice,
+                self.max_iter, curves, cost)
+        curve = self.checkpoint_dice.get(top.number, (None, None))[0]
+        return payoff_maths.compare(baseline.number, baseline.final_dice, top.number,
+                                    top.final_dice, self.max_iter, curve, cost)
 
     def verdict(self) -> str | None:
         """The best trial against the user's config, in words; None without a complete config

@@ -70,16 +70,26 @@ def _payoff_panel(info: StudyInfo) -> str:
     if payoff is None:
         return ("<section id=\"vs-config\"><p>No complete trial of your config (the "
                 "<code>baseline = \"config\"</code> trial) to compare the best with.</p></section>")
-    figures = [f"<li>Δ Dice at equal budget ({payoff.max_iter} iterations): "
+    mean = "mean " if payoff.on_means else ""
+    best_runs = f" over {payoff.best_runs} runs" if mean else ""
+    baseline_runs = f" over {payoff.baseline_runs} runs" if mean else ""
+    figures = [f"<li>Δ {mean}Dice at equal budget ({payoff.max_iter} iterations): "
                f"<b>{payoff.delta_dice:+.4f}</b> (best trial {payoff.best_trial} "
-               f"{payoff.best_dice:.4f}, your config trial {payoff.baseline_trial} "
-               f"{payoff.baseline_dice:.4f})</li>"]
+               f"{payoff.best_dice:.4f}{best_runs}, your config trial "
+               f"{payoff.baseline_trial} {payoff.baseline_dice:.4f}"
+               f"{baseline_runs})</li>"]
     if payoff.iterations is not None:
         reach = (f"<b>{payoff.iterations}</b> iterations ({payoff.fraction:.0%} of the "
                  f"budget)")
     else:
         reach = f"— {html.escape(payoff.reason)}"
-    figures.append(f"<li>iterations to your config's final Dice: {reach}</li>")
+    figures.append(f"<li>iterations to your config's {mean}final Dice"
+                   f"{' (mean curve of the best runs)' if mean else ''}: {reach}</li>")
+    if payoff.by_round:
+        shown = ", ".join(f"round {r}: {'not reached' if k is None else k}"
+                          for r, k in payoff.by_round)
+        figures.append(f"<li>seed by seed, each run of the best against your config's run of "
+                       f"the same seed: {shown}</li>")
     if payoff.seconds is not None:
         figures.append(f"<li>checkpoints segmented in {payoff.seconds:,.0f} s</li>")
     fig = payoff_figure(info)

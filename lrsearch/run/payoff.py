@@ -7,7 +7,9 @@ inference with ``inference_iter = N``) and is scored as trials are. That costs o
 per checkpoint, so it runs once per study: when the study holds its budget (by the worker that
 finishes it, under the study lock) or on demand (``lrsearch best --payoff``). A finished trial's
 own attributes cannot be written any more, so each trial's curve is the study attribute
-``checkpoint_dice.<n>``; the arithmetic is :mod:`lrsearch.search.payoff`'s.
+``checkpoint_dice.<n>``; the arithmetic is :mod:`lrsearch.search.payoff`'s. Once the finalists
+have repeats, every run of the config and of the leader is segmented: the figures are then on
+means.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lrsearch.engines.runtime import get_runtime
 from lrsearch.errors import EngineError, LRSearchError
 from lrsearch.monitor.records import (
     StudyAttr,
+    StudyInfo,
     TrialAttr,
     checkpoint_dice_key,
     study_info,
@@ -101,23 +104,37 @@ def compute(study: optuna.Study, ctx: TrialContext | None = None,
         if payoff is None or baseline is None:
             return None
         done = study.user_attrs.get(StudyAttr.PAYOFF)
-        wanted = {"baseline_trial": payoff.baseline_trial, "best_trial": payoff.best_trial}
-        numbers = set(wanted.values()) if payoff.best_trial != payoff.baseline_trial else set()
-        missing = [n for n in sorted(numbers) if n not in info.checkpoint_dice]
+        numbers = info.payoff_trials()
+        wanted = {"baseline_trial": payoff.baseline_trial, "best_trial": payoff.best_trial,
+                  "trials": numbers}
+        missing = [n for n in numbers if n not in info.checkpoint_dice]
         if not missing and isinstance(done, dict) and \
                 {k: done.get(k) for k in wanted} == wanted:
             return payoff
         if missing:
             ctx = ctx or context_of(study)
             if message is not None:
-                names = {payoff.baseline_trial: "your config", payoff.best_trial: "the best"}
-                which = " and ".join(f"trial {n} ({names[n]})" for n in missing)
-                message(f"Segmenting the validation subjects with every checkpoint of {which} "
-                        f"to time the speed-up vs your config ...")
+                message(f"Segmenting the validation subjects with every checkpoint of "
+                        f"{_names(info, missing, payoff)} to time the speed-up vs your config "
+                        f"...")
             for number in missing:
                 _measure(study, ctx, number)
         study.set_user_attr(StudyAttr.PAYOFF, wanted)
         return study_info(study).payoff()
+
+
+def _names(info: StudyInfo, numbers: list[int], payoff: Payoff) -> str:
+    """"trial 0 (your config) and trial 7 (the best)", or with runs: "..., trial 12 (a run of
+    trial 7)"."""
+    repeat_of = {t.number: t.repeat_of for t in info.trials}
+
+    def name(n: int) -> str:
+        original = repeat_of.get(n) if repeat_of.get(n) is not None else n
+        role = "your config" if original == payoff.baseline_trial else "the best"
+        return f"trial {n} ({role}{f', a run of trial {original}' if original != n else ''})"
+
+    names = [name(n) for n in numbers]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def after_study(study: optuna.Study, ctx: TrialContext, message: Callable[[str], None]

@@ -110,9 +110,11 @@ def _name(trial: optuna.trial.FrozenTrial) -> str:
     return f"trial {trial.number}" + (f" ({baseline_label(name)})" if name else "")
 
 
-def run_repeats(study: optuna.Study, plan: StudyPlan, progress: Progress) -> list[tuple[int, int]]:
+def run_repeats(study: optuna.Study, plan: StudyPlan, progress: Progress,
+                started: float | None = None) -> list[tuple[int, int]]:
     """Queues the plan's repeats, says what they cost, and runs every waiting repeat (also
-    those an interrupted run left); the (trial, round) pairs queued now.
+    those an interrupted run left); the (trial, round) pairs queued now. ``started``: when
+    ``optimize`` began, so that ``--timeout`` covers the search and its repeats together.
 
     A repeat still running (in another worker, or in one that was killed) is waited for: if
     its worker is gone, its heartbeat stops, it is failed and re-queued, and this worker
@@ -127,5 +129,5 @@ def run_repeats(study: optuna.Study, plan: StudyPlan, progress: Progress) -> lis
                          f"baselines have their {plan.repeats} repeat rounds (or none "
                          f"completed); raise --repeats for more.")
     if line is not None or running:
-        Workers(study, plan, progress, sample=False).run()
+        Workers(study, plan, progress, sample=False, started=started).run()
     return queued

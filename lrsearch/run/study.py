@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -251,7 +252,9 @@ def _claim_runs_dir(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
 
 
 def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
-    """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout)."""
+    """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout), then
+    the finalist repeats (within the same timeout)."""
+    started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_or_create(plan)
     plan = _claim_runs_dir(study, plan)
@@ -264,7 +267,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     counts, _, _ = budget(study)
     progress.study_loaded(plan.name, redact(plan.storage_url), counts, _best(study))
     enqueue_baselines(study, plan, progress.message)
-    Workers(study, plan, progress).run()
+    Workers(study, plan, progress, started=started).run()
     counts, running, waiting = budget(study)
     if counts["failed"] and not counts["complete"]:
         raise StudyFailed(_none_completed(study, counts))
@@ -272,7 +275,7 @@ def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
         # the study holds its budget: repeat the finalists on fresh seeds, then time the
         # winner against the user's config, once
         if plan.repeats:
-            repeats.run_repeats(study, plan, progress)
+            repeats.run_repeats(study, plan, progress, started)
         if not any(budget(study)[1:]):
             payoff.after_study(study, plan.context, progress.message)
     return study

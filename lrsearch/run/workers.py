@@ -78,11 +78,12 @@ class Workers:
 
     Starting a trial (is the budget used up? ask) happens under a study-wide lock, so workers
     on many nodes together stop at exactly ``--trials`` trials. ``sample`` False: run only
-    queued trials (finalist repeats), never sample a new one.
+    queued trials (finalist repeats), never sample a new one. ``started``: when the run began
+    (``time.monotonic()``), which ``--timeout`` counts from; by default now.
     """
 
     def __init__(self, study: optuna.Study, plan: StudyPlan, progress: Progress,
-                 run_one=None, sample: bool = True):
+                 run_one=None, sample: bool = True, started: float | None = None):
         self.study, self.plan, self.progress = study, plan, progress
         self.sample = sample
         self.run_one = run_one or _run_one  # benchmarks swap in a trivial trial
@@ -91,7 +92,7 @@ class Workers:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         self.stopping = threading.Event()
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.errors: list[BaseException] = []
         self.finished = {slot.index: threading.Event() for slot in plan.slots}  # slot ended
         self.streak = FailureStreak(plan.max_failures)
