@@ -46,6 +46,7 @@ read back, not run again (studies are named by arm, pruner and seed).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -392,7 +393,9 @@ def main() -> None:
             print(f"\n{task} over seeds (mean, sd, min … max):")
             for key in ("best_a", "best_b", "c", "d", "e", "e_steepest", "delta",
                         "pruning_share"):
-                values = [r[key] for r in results]
+                values = [r[key] for r in results if not math.isnan(r[key])]
+                if len(values) < 2:  # an arm not run (--no-random: (b) and its share)
+                    continue
                 print(f"  {key:14s} {statistics.mean(values):.4f}  sd "
                       f"{statistics.stdev(values):.4f}  {min(values):.4f} … {max(values):.4f}")
             for arm in results[0]["costs"]:

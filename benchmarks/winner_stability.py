@@ -8,9 +8,12 @@ Per task and study seed, runs the product as a user does:
 retrained on 2 fresh seeds each, seed-paired per round), and reads ``lrsearch best --json``.
 It prints, per study:
 
-  - the single-run winner: the searched trial with the best final whole-volume Dice of one run
-    (what ``best`` named before repeats);
+  - the single-run winner: the finalist (a searched schedule or a baseline: baselines rank like
+    any trial) with the best final whole-volume Dice of its original run (what ``best`` named
+    before repeats);
   - the repeated winner: the best mean over its runs (what ``best`` names now);
+  - how many searched schedules were finalists (a study whose pruner let only one searched
+    trial finish has nothing to reorder among them, only against your config);
   - whether they are the same schedule, and the regret of the single-run pick in Dice: the
     repeated winner's mean minus the single-run winner's mean (0 when they agree);
   - the verdict against your config (Δ of means with its 95 % paired interval, or "no
@@ -69,14 +72,15 @@ def one_study(work: Path, task: str, seed: int, trials: int) -> dict:
               "--study", name, "--runs-dir", str(work / name), "-q", cwd=work)
     found = json.loads(_lrsearch("best", "--json", "--storage", storage, "--study", name,
                                  cwd=work))
-    searched = [f for f in found["finalists"] if not f["label"]]
-    single = max(searched, key=lambda f: f["dice_by_round"]["0"])
-    repeated = max(searched, key=lambda f: f["mean"])
+    candidates = found["finalists"]  # the repeated searched schedules and the baselines
+    single = max(candidates, key=lambda f: (f["dice_by_round"]["0"], -f["trial"]))
+    repeated = max(candidates, key=lambda f: (f["mean"], -f["trial"]))
     study = optuna.load_study(study_name=name, storage=storage)
     finished = study.get_trials(deepcopy=False)
     repeats = [t for t in finished if t.user_attrs.get(TrialAttr.REPEAT_OF) is not None]
     search = [t for t in finished if t.user_attrs.get(TrialAttr.REPEAT_OF) is None]
     return {"task": task, "seed": seed, "single": single, "repeated": repeated,
+            "searched": sum(not f["label"] for f in candidates),
             "stays": single["trial"] == repeated["trial"],
             "regret": repeated["mean"] - single["mean"], "verdict": found["verdict"],
             "vs": found["vs_baseline"], "search_cost": _cost(search),
@@ -85,8 +89,24 @@ def one_study(work: Path, task: str, seed: int, trials: int) -> dict:
 
 def _runs(f: dict) -> str:
     dice = ", ".join(f"{d:.4f}" for _, d in sorted(f["dice_by_round"].items()))
-    return (f"trial {f['trial']} ({f['schedule_text']}): runs {dice}; mean {f['mean']:.4f}, "
+    label = f", {f['label']}" if f["label"] else ""
+    return (f"trial {f['trial']}{label} ({f['schedule_text']}): runs {dice}; mean {f['mean']:.4f}, "
             f"spread {f['spread']:.4f}")
+
+
+def _payoff(vs: dict) -> str:
+    """The speed-up figures of ``best --json`` (on means once the leader has repeats)."""
+    if vs is None or vs.get("delta_dice") is None:
+        return "no figures"
+    basis = vs.get("basis", "single runs")
+    reached = vs.get("iterations_to_baseline_dice")
+    rounds = vs.get("iterations_to_baseline_dice_by_round") or {}
+    text = (f"Δ Dice {vs['delta_dice']:+.4f} ({basis}); iterations to your config's Dice: "
+            f"{reached if reached is not None else vs.get('reason')}")
+    if rounds:
+        text += " (seed by seed: " + ", ".join(
+            "not reached" if k is None else str(k) for _, k in sorted(rounds.items())) + ")"
+    return text
 
 
 def main() -> int:
@@ -108,11 +128,14 @@ def main() -> int:
             r = one_study(work, task, seed, args.trials)
             results.append(r)
             (it, s), (rit, rs) = r["search_cost"], r["repeat_cost"]
-            print(f"\n{task}, study seed {seed}\n  single-run winner:  {_runs(r['single'])}\n"
+            print(f"\n{task}, study seed {seed}: {r['searched']} searched finalist"
+                  f"{'s' * (r['searched'] != 1)} and your config\n"
+                  f"  single-run winner:  {_runs(r['single'])}\n"
                   f"  repeated winner:   {_runs(r['repeated'])}\n"
                   f"  the same schedule: {'yes' if r['stays'] else 'no'}; regret of the "
                   f"single-run pick {r['regret']:+.4f} Dice\n"
                   f"  verdict: {r['verdict']['line']}\n"
+                  f"  vs your config: {_payoff(r['vs'])}\n"
                   f"  cost: search {it} it, {s:.0f} s; repeats {rit} it, {rs:.0f} s "
                   f"(+{rs / s:.0%})", flush=True)
         stays = sum(r["stays"] for r in results)
