@@ -5,8 +5,8 @@ reads the random-search, no-pruning arm (b) of a ``benchmarks/search_efficiency.
 folder, where every trial ran to the end, and prints for each choice of reported value (the
 raw validation Dice, or the mean of the last k validations):
 
-- how well it ranks trials at the first rung (25 % of the iterations) and at 75 %: Spearman's
-  rank correlation with the trial's final whole-volume Dice;
+- how well it ranks trials at 25 %, 50 % and 75 % of the iterations: Spearman's and Kendall's
+  rank correlations with the trial's final whole-volume Dice;
 - what successive halving (the default pruner: rungs at 25 % and 75 %, reduction factor 3)
   would have done with it, replaying the trials in their order: the share of iterations it
   would have run, and the best final Dice among the trials it would have kept.
@@ -17,7 +17,12 @@ lrsearch's own make_pruner with the table's settings given on the command line: 
 share of the iterations it would have run and the best final Dice it would have kept. As in a
 study, a baseline is never asked and no trial is judged at its last iteration.
 
-    python benchmarks/pruning_replay.py --work /tmp/lrsearch-efficiency-XXXX [--window 1 3 5]
+The unpruned arm is search_efficiency's ``(b)``, run per task (``--task``: its studies are
+``b-random-<seed>`` on the brain demo, ``<task>-b-random-<seed>`` on another); studies run
+before the fixed validation windows (study attribute ``validation_seed``) give the "before".
+
+    python benchmarks/pruning_replay.py --work /tmp/lrsearch-efficiency-XXXX [--task tissue]
+        [--window 1 3 5]
         [--arms curve top_k_rung] [--warmup-fraction 0.25] [--reduction-factor 3]
         [--sigmas 1] [--top-k 5] [--startup-trials 5]
 """
@@ -45,6 +50,12 @@ def _ranks(values: list[float]) -> np.ndarray:
 
 def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
+
+
+def kendall(x: list[float], y: list[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic)
 
 
 def averaged(trial: optuna.trial.FrozenTrial, window: int) -> list[tuple[int, float]]:
@@ -85,6 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True,
                         help="a search_efficiency.py work folder (its bench.db)")
+    parser.add_argument("--task", default="brain",
+                        help="whose unpruned arm: brain (b-random-<seed>) or another task "
+                        "(<task>-b-random-<seed>)")
     parser.add_argument("--window", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--arms", nargs="*", choices=[k for k in PRUNERS if k != "none"],
                         default=[k for k in PRUNERS if k != "none"],
@@ -98,15 +112,18 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{args.work / 'bench.db'}"
+    prefixes = ("b-random-", "brain-b-random-") if args.task == "brain" else \
+        (f"{args.task}-b-random-",)
     arms = sorted(s.study_name for s in optuna.get_all_study_summaries(storage)
-                  if s.study_name.startswith("b-random-"))
+                  if s.study_name.startswith(prefixes)
+                  and s.study_name.rsplit("-", 1)[-1].isdigit())
     if not arms:
-        parser.error(f"{args.work / 'bench.db'} holds no b-random-<seed> study")
+        parser.error(f"{args.work / 'bench.db'} holds no {prefixes[-1]}<seed> study")
     studies = {name: sorted((t for t in optuna.load_study(study_name=name, storage=storage).trials
                              if t.state == optuna.trial.TrialState.COMPLETE),
                             key=lambda t: t.number) for name in arms}
     max_iter = max(max(t.intermediate_values) for ts in studies.values() for t in ts)
-    rungs = (max_iter // 4, 3 * max_iter // 4)
+    rungs = (max_iter // 4, max_iter // 2, 3 * max_iter // 4)
     count = sum(len(ts) for ts in studies.values())
     print(f"{', '.join(arms)}: {count} complete trials of {max_iter} iterations")
     for window in args.window:
@@ -120,11 +137,12 @@ def main() -> None:
                     if rung in values:
                         x.append(values[rung])
                         y.append(t.value)
-            correlations.append(f"at {rung}: {spearman(x, y):.2f}")
+            correlations.append(f"at {rung}: {spearman(x, y):.2f} ({kendall(x, y):.2f})")
         replays = [replay(ts, window, max_iter) for ts in studies.values()]
         shares = " / ".join(f"{share:.0%}" for share, _ in replays)
         kept = " / ".join(f"{best:.4f}" for _, best in replays)
-        print(f"{label}: Spearman vs final whole-volume Dice {', '.join(correlations)}; "
+        print(f"{label}: Spearman (Kendall) vs final whole-volume Dice "
+              f"{', '.join(correlations)}; "
               f"successive halving would run {shares} of the iterations, best kept {kept}")
     print("best of all trials: " + " / ".join(f"{max(t.value for t in ts):.4f}"
                                                for ts in studies.values()))
