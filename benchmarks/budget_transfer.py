@@ -3,7 +3,8 @@
 Users search at a short budget, then train long. This takes the tissue study that
 ``benchmarks/search_efficiency.py`` ran at B (arm (a), TPE + the default pruner, one seed), and:
 
-  - exports its top 3 complete trials at factor x B with ``lrsearch export --max-iter`` (the
+  - exports its top 3 complete trials, and the schedule of the cheap arm (e') (the range test's
+    steepest descent as one-cycle's peak), at factor x B with ``lrsearch export --max-iter`` (the
     schedule rebuilt from the trial's parameters for the longer run) and trains each exported
     schedule for factor x B iterations (as a trial of a study at that budget, so that it is scored
     the same way: whole-volume Dice of the final model on the validation subjects; the script
@@ -80,17 +81,26 @@ def main() -> int:
     top = sorted(complete, key=lambda t: t.value, reverse=True)[:TOP]
     budget = top[0].user_attrs[TrialAttr.MAX_ITER]
     long = args.factor * budget
-    constant_b = optuna.load_study(study_name=f"{TASK}-c-constant-{args.seed}",
-                                   storage=f"sqlite:///{work / 'bench.db'}").trials[0]
-    print(f"study {name} (B = {budget}); its top {TOP} of {len(complete)} complete trials, "
-          f"trained again for {long} iterations; seed {args.seed}", flush=True)
+
+    def arm(prefix: str) -> tuple[optuna.Study, optuna.trial.FrozenTrial]:
+        study = optuna.load_study(study_name=f"{TASK}-{prefix}-{args.seed}",
+                                  storage=f"sqlite:///{work / 'bench.db'}")
+        return study, study.trials[0]
+
+    constant_b = arm("c-constant")[1]
+    print(f"study {name} (B = {budget}); its top {len(top)} of {len(complete)} complete trials "
+          f"and arm (e'), trained again for {long} iterations; seed {args.seed}", flush=True)
+    candidates = [(f"(a) trial {t.number}", source, t) for t in top]
+    candidates.append(("(e') one-cycle", *arm("e-one-cycle-steepest")))
 
     rows = []  # (label, dice at B, trial at factor x B)
     exports = work / f"transfer-{args.seed}"
     exports.mkdir(exist_ok=True)
-    for trial in top:
-        exported = export_trial(source, trial.number, exports / f"trial{trial.number}.ini", long)
-        plan = _plan(work, TASK, f"transfer-{long}-trial{trial.number}", DEFAULT_SPACE, 1, long,
+    for label, origin, trial in candidates:
+        key = label.split()[0].strip("()'") + "".join(c for c in label if c.isdigit())
+        exported = export_trial(origin, trial.number, exports / f"{key}.ini", long)
+        # named by seed too: another seed's study of the same key is another schedule
+        plan = _plan(work, TASK, f"transfer-{long}-{key}-{args.seed}", DEFAULT_SPACE, 1, long,
                      args.seed)
         params = dict(trial.params)
         started = time.monotonic()
@@ -101,14 +111,15 @@ def main() -> int:
         if trained.user_attrs[TrialAttr.SCHEDULE] != written:
             raise SystemExit(f"trial {trial.number}: the schedule trained at {long} is not the "
                              f"exported one ({exported.schedule})")
-        print(f"  trial {trial.number}: {trial.user_attrs[TrialAttr.SCHEDULE_TEXT]}; Dice at "
+        print(f"  {label}: {trial.user_attrs[TrialAttr.SCHEDULE_TEXT]}; Dice at "
               f"{budget} {trial.value:.4f}; exported {exported.config.name}; at {long}: "
               f"{trained.value:.4f} ({time.monotonic() - started:.0f} s)", flush=True)
-        rows.append((f"trial {trial.number}", trial.value, trained))
+        rows.append((label, trial.value, trained))
 
     space = work / "baselines.toml"
     space.write_text(BASELINE_SPACE)
-    plan = _plan(work, TASK, f"transfer-{long}-c-constant", space, 1, long, args.seed)
+    plan = _plan(work, TASK, f"transfer-{long}-c-constant-{args.seed}", space, 1, long,
+                 args.seed)
     config_long = _run(plan, optuna.samplers.RandomSampler(args.seed), optuna.pruners.NopPruner(),
                        {"family": "constant", "base_lr": NIFTYNET_LR}).trials[0]
     print(f"  your config (constant {NIFTYNET_LR:g}): Dice at {budget} {constant_b.value:.4f}; "
@@ -119,7 +130,7 @@ def main() -> int:
     by_short = sorted(rows, key=lambda r: r[1], reverse=True)
     by_long = sorted(rows, key=lambda r: r[2].value, reverse=True)
     for rank, (label, short, trained) in enumerate(by_short, start=1):
-        print(f"  {rank}. {label:12s} {short:.4f} → {trained.value:.4f} "
+        print(f"  {rank}. {label:16s} {short:.4f} → {trained.value:.4f} "
               f"(rank {by_long.index(next(r for r in by_long if r[0] == label)) + 1} at {long}; "
               f"Δ vs your config at {long} {trained.value - config_long.value:+.4f}; "
               f"{trained.user_attrs[TrialAttr.ITERATIONS]} it, {_seconds(trained):.0f} s)")
@@ -134,8 +145,8 @@ def main() -> int:
           f"{sum(_seconds(r[2]) for r in rows):.0f} compute-seconds")
 
     if args.search_trials:
-        plan = _plan(work, TASK, f"transfer-{long}-search", DEFAULT_SPACE, args.search_trials,
-                     long, args.seed)
+        plan = _plan(work, TASK, f"transfer-{long}-search-{args.seed}", DEFAULT_SPACE,
+                     args.search_trials, long, args.seed)
         search = _run(plan)
         spent = sum(t.user_attrs.get(TrialAttr.ITERATIONS, 0) for t in search.trials)
         seconds = sum(_seconds(t) for t in search.trials if t.datetime_complete)
