@@ -195,16 +195,16 @@ def payoff_figure(info: StudyInfo) -> go.Figure | None:
 
     from lrsearch.search.payoff import mean_curve
 
-    payoff = info.payoff()
+    payoff, sides = info.payoff(), info.payoff_runs()
     if payoff is None or not any(n in info.checkpoint_dice for n in info.payoff_trials()):
         return None
     mean = "mean " if payoff.on_means else ""
     title = "Whole-volume Dice at every checkpoint: best vs your config"
     fig = go.Figure(layout=_layout(title + (", runs and their mean" if mean else ""),
                                    "iteration", "Dice (whole volumes)", height=380))
-    for number, name, colour in ((payoff.baseline_trial, "your config", "#7f7f7f"),
-                                 (payoff.best_trial, "best", "#2ca02c")):
-        runs = info.run_numbers(number) if payoff.on_means else {0: number}
+    for number, runs, name, colour in ((payoff.baseline_trial, sides[2], "your config",
+                                        "#7f7f7f"), (payoff.best_trial, sides[3], "best",
+                                                     "#2ca02c")):
         curves = {r: info.checkpoint_dice[n][0] for r, n in runs.items()
                   if n in info.checkpoint_dice and info.checkpoint_dice[n][0]}
         if payoff.on_means:

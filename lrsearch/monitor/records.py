@@ -207,35 +207,38 @@ class StudyInfo:
                 found[t.repeat_round] = t.number
         return found
 
-    def payoff_trials(self) -> list[int]:
-        """The trials whose checkpoints the payoff segments: the config baseline's and the
-        leader's runs (every run once finalists have repeats, else the originals); [] when
-        there is no payoff to time."""
+    def payoff_runs(self) -> tuple[TrialInfo, TrialInfo, dict[int, int], dict[int, int]] | None:
+        """The config baseline, the leader, and the trial numbers of their runs by round that
+        the payoff compares: every run once both have repeats (the payoff is then on means),
+        else the two originals. None without both."""
         baseline, top = self.config_baseline(), self.leader()
-        if baseline is None or top is None or top.number == baseline.number:
-            return []
-        if self._on_means(baseline, top):
-            return sorted({*self.run_numbers(baseline.number).values(),
-                           *self.run_numbers(top.number).values()})
-        return sorted({baseline.number, top.number})
+        if baseline is None or top is None:
+            return None
+        mine, best = self.run_numbers(baseline.number), self.run_numbers(top.number)
+        if len(mine) < 2 or len(best) < 2:
+            mine, best = {0: baseline.number}, {0: top.number}
+        return baseline, top, mine, best
 
-    def _on_means(self, baseline: TrialInfo, top: TrialInfo) -> bool:
-        return len(self.run_numbers(top.number)) > 1 and \
-            len(self.run_numbers(baseline.number)) > 1
+    def payoff_trials(self) -> list[int]:
+        """The trials whose checkpoints the payoff segments (:meth:`payoff_runs`); [] when
+        there is no payoff to time."""
+        sides = self.payoff_runs()
+        if sides is None or sides[0].number == sides[1].number:
+            return []
+        return sorted({*sides[2].values(), *sides[3].values()})
 
     def payoff(self) -> payoff_maths.Payoff | None:
         """The best trial against the ``config`` baseline (None without both, or max_iter);
         on means once both have repeats."""
-        baseline, top = self.config_baseline(), self.leader()
-        if baseline is None or top is None or top.final_dice is None or not self.max_iter:
+        sides = self.payoff_runs()
+        if sides is None or sides[1].final_dice is None or not self.max_iter:
             return None
-        costs = [self.checkpoint_dice[n][1] for n in
-                 ({baseline.number, top.number} | set(self.payoff_trials()))
+        baseline, top, mine, best = sides
+        costs = [self.checkpoint_dice[n][1] for n in {*mine.values(), *best.values()}
                  if n in self.checkpoint_dice and self.checkpoint_dice[n][1] is not None]
         cost = sum(costs) if costs else None
-        if self._on_means(baseline, top):
-            curves = {r: self.checkpoint_dice.get(n, (None, None))[0]
-                      for r, n in self.run_numbers(top.number).items()}
+        if len(best) > 1:
+            curves = {r: self.checkpoint_dice.get(n, (None, None))[0] for r, n in best.items()}
             return payoff_maths.compare_means(
                 baseline.number, self.runs(baseline).dice, top.number, self.runs(top).dice,
                 self.max_iter, curves, cost)

@@ -29,15 +29,6 @@ SCHEDULE_ENV = "LRSEARCH_SCHEDULE"  # path of the run's schedule file
 SEED_ENV = "LRSEARCH_SEED"  # the run's training seed (an integer); unset: NiftyNet's own randomness
 SEED_RANGE = 2 ** 31  # training seeds are in [0, SEED_RANGE): numpy takes < 2**32
 
-
-def derive_seed(study_seed: int | None, *salt: object) -> int:
-    """A seed in [0, SEED_RANGE): from the study's ``--seed`` and ``salt`` (what it is for:
-    a trial number, "validation", a repeat round), so the same command draws the same seeds;
-    random without a study seed."""
-    if study_seed is None:
-        return secrets.randbelow(SEED_RANGE)
-    text = ":".join(str(part) for part in (study_seed, *salt))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % SEED_RANGE
 # the study's validation seed, in [0, SEED_RANGE): it fixes the windows of every validation
 # round (lrsearch.engines.child.validation); unset: NiftyNet's random windows
 VALIDATION_SEED_ENV = "LRSEARCH_VALIDATION_SEED"
@@ -58,6 +49,16 @@ VALIDATION_WINDOWS = "validation_windows.csv"  # the windows each validation rou
 _SAVED = re.compile(r"\biter (\d+) saved: ")
 _CHECKPOINT = re.compile(r'model_checkpoint_path: ".*-(\d+)"')
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the lrsearch package
+
+
+def derive_seed(study_seed: int | None, *salt: object) -> int:
+    """A seed in [0, SEED_RANGE): from the study's ``--seed`` and ``salt`` (what it is for:
+    a trial number, "validation", a repeat round), so the same command draws the same seeds;
+    random without a study seed."""
+    if study_seed is None:
+        return secrets.randbelow(SEED_RANGE)
+    text = ":".join(str(part) for part in (study_seed, *salt))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % SEED_RANGE
 
 
 # ------------------------------------------------------------------------------------------
