@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,26 @@ def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
     return spent / (max_iter * len(trials)), best
 
 
+def run_unpruned(work: Path, task: str, seeds: list[int], trials: int, max_iter: int) -> None:
+    """search_efficiency's arm (b), alone: random search, no pruning, ``trials`` per seed."""
+    import search_efficiency  # the sibling script: the same studies, names and workers
+
+    from lrsearch.demo import ensure_demo_data
+    from lrsearch.paths import DEFAULT_SPACE, DEMOS
+
+    work.mkdir(parents=True, exist_ok=True)
+    ensure_demo_data(DEMOS[task][1], task=task)
+    for seed in seeds:
+        plan = search_efficiency._plan(work, task, f"b-random-{seed}", DEFAULT_SPACE, trials,
+                                       max_iter, seed)
+        started = time.monotonic()
+        study = search_efficiency._run(plan, optuna.samplers.RandomSampler(seed),
+                                       optuna.pruners.NopPruner())
+        print(f"{plan.name}: {len(study.trials)} trials, {search_efficiency._spent(study)} "
+              f"iterations, {search_efficiency._seconds(study):.0f} compute-s, "
+              f"{(time.monotonic() - started) / 60:.1f} min this run", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True,
@@ -99,6 +120,11 @@ def main() -> None:
     parser.add_argument("--task", default="brain",
                         help="whose unpruned arm: brain (b-random-<seed>) or another task "
                         "(<task>-b-random-<seed>)")
+    parser.add_argument("--run", type=int, default=0, metavar="TRIALS",
+                        help="first run (or continue) the unpruned arm to TRIALS complete "
+                        "trials, one study per --seeds seed, on --task's built-in data")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--window", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--arms", nargs="*", choices=[k for k in PRUNERS if k != "none"],
                         default=[k for k in PRUNERS if k != "none"],
@@ -112,6 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{args.work / 'bench.db'}"
+    if args.run:
+        run_unpruned(args.work.absolute(), args.task, args.seeds, args.run, args.max_iter)
     prefixes = ("b-random-", "brain-b-random-") if args.task == "brain" else \
         (f"{args.task}-b-random-",)
     arms = sorted(s.study_name for s in optuna.get_all_study_summaries(storage)
