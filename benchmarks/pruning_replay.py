@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from lrsearch.monitor.records import TrialAttr
+from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.search.space import PRUNERS, SearchSpace
 from lrsearch.search.strategy import make_pruner
 
@@ -67,30 +67,86 @@ def averaged(trial: optuna.trial.FrozenTrial, window: int) -> list[tuple[int, fl
 
 
 def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
-           pruner: optuna.pruners.BasePruner | None = None) -> tuple[float, float]:
-    """(share of iterations run, best final Dice kept) when ``pruner`` (default: successive
-    halving, rungs at 25 % and 75 %) had judged the trials in their order on the mean of their
-    last ``window`` validations."""
+           pruner: optuna.pruners.BasePruner | None = None) -> tuple[list[int], float]:
+    """(iterations each trial would have run, best final Dice kept) when ``pruner`` (default:
+    successive halving, rungs at 25 % and 75 %) had judged the trials in their order on the mean
+    of their last ``window`` validations."""
     if pruner is None:
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_iter // 4),
                                                         reduction_factor=3)
     # a fixed name: Hyperband puts a trial in a bracket by the study's name and its number
     study = optuna.create_study(study_name="replay", direction="maximize", pruner=pruner)
-    spent, best = 0, float("-inf")
+    stops, best = [], float("-inf")
     for frozen in trials:
         trial = study.ask()
         judged = not frozen.user_attrs.get(TrialAttr.BASELINE)
         for step, value in averaged(frozen, window):
             trial.report(value, step)
             if judged and step < max_iter and trial.should_prune():
-                spent += step
+                stops.append(step)
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
         else:
-            spent += max_iter
+            stops.append(max_iter)
             study.tell(trial, frozen.value)
             best = max(best, frozen.value)
-    return spent / (max_iter * len(trials)), best
+    return stops, best
+
+
+def wall(trial: optuna.trial.FrozenTrial) -> float:
+    """The trial's measured compute-seconds: its start to its finish in storage."""
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def cost(trial: optuna.trial.FrozenTrial, stop: int, max_iter: int) -> float:
+    """Compute-seconds ``trial`` would have taken, stopped at iteration ``stop``: its measured
+    fixed costs (imports, set-up, lrsearch's own work around the child), the share of its
+    measured training time (validation rounds included), and its evaluation only if it reached
+    the end (a pruned trial is not segmented)."""
+    timing = trial.user_attrs.get(TrialAttr.TIMING, {})
+    phases = ("imports", "setup", "training", "evaluation")
+    overhead = max(0.0, wall(trial) - sum(timing.get(k, 0.0) for k in phases))
+    seconds = overhead + timing.get("imports", 0.0) + timing.get("setup", 0.0)
+    seconds += timing.get("training", 0.0) * stop / max_iter
+    return seconds + (timing.get("evaluation", 0.0) if stop >= max_iter else 0.0)
+
+
+def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Median seconds per trial of each phase that does not grow with the iterations."""
+    timings = [t.user_attrs.get(TrialAttr.TIMING, {}) for t in trials]
+    overhead = [max(0.0, wall(t) - sum(tm.get(k, 0.0) for k in
+                                       ("imports", "setup", "training", "evaluation")))
+                for t, tm in zip(trials, timings, strict=True)]
+    parts = {k: statistics.median(tm.get(k, 0.0) for tm in timings)
+             for k in ("imports", "setup", "evaluation", "training")}
+    parts["around the child"] = statistics.median(overhead)
+    total = statistics.median(wall(t) for t in trials)
+    fixed = parts["imports"] + parts["setup"] + parts["evaluation"] + parts["around the child"]
+    return (", ".join(f"{k} {v:.1f} s" for k, v in parts.items() if k != "training")
+            + f"; training {parts['training']:.1f} s; fixed {fixed:.1f} s of {total:.1f} s "
+            f"({fixed / total:.0%})")
+
+
+def parse_arm(spec: str) -> tuple[str, float | None, int | None]:
+    """``kind[@warmup_fraction][:top_k]``, e.g. ``top_k_rung@0.1:2``."""
+    rest, _, top_k = spec.partition(":")
+    kind, _, fraction = rest.partition("@")
+    if kind not in PRUNERS or kind == "none":
+        raise argparse.ArgumentTypeError(f"unknown pruner kind {kind!r} in {spec!r}")
+    return kind, float(fraction) if fraction else None, int(top_k) if top_k else None
+
+
+def replicates(studies: dict[str, list[optuna.trial.FrozenTrial]],
+               blocks: int) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    """Each study's trials cut, in trial order, into ``blocks`` searches of equal size: random
+    search draws its trials independently, so the blocks are independent searches (seeds)."""
+    out = {}
+    for name, trials in studies.items():
+        size = len(trials) // blocks
+        for b in range(blocks):
+            label = name if blocks == 1 else f"{name}[{b * size}:{(b + 1) * size}]"
+            out[label] = trials[b * size:(b + 1) * size]
+    return out
 
 
 def run_unpruned(work: Path, task: str, seeds: list[int], trials: int, max_iter: int) -> None:
@@ -126,15 +182,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--window", type=int, nargs="+", default=[1, 3, 5])
-    parser.add_argument("--arms", nargs="*", choices=[k for k in PRUNERS if k != "none"],
-                        default=[k for k in PRUNERS if k != "none"],
-                        help="pruner kinds to replay on the raw validation Dice")
+    parser.add_argument("--rungs", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 0.75],
+                        help="fractions of the iterations where the signal is correlated")
+    parser.add_argument("--blocks", type=int, default=1,
+                        help="cut each study's trials, in order, into this many searches "
+                        "(seeds) of equal size for the replays")
+    parser.add_argument("--arms", nargs="*", type=parse_arm,
+                        default=[parse_arm(k) for k in PRUNERS if k != "none"],
+                        metavar="KIND[@WARMUP][:TOP_K]",
+                        help="pruners to replay on the raw validation Dice, e.g. asha "
+                        "top_k_rung@0.1:2 (first rung at 10 %%, keep the best 2)")
     parser.add_argument("--warmup-fraction", type=float, default=SearchSpace.pruner_warmup_fraction)
     parser.add_argument("--reduction-factor", type=int,
                         default=SearchSpace.pruner_reduction_factor)
     parser.add_argument("--startup-trials", type=int, default=SearchSpace.pruner_startup_trials)
     parser.add_argument("--sigmas", type=float, default=SearchSpace.pruner_sigmas)
     parser.add_argument("--top-k", type=int, default=SearchSpace.pruner_top_k)
+    parser.add_argument("--target-share", type=float, default=0.2,
+                        help="an arm meets the target at or below this share of the unpruned "
+                        "compute-seconds ...")
+    parser.add_argument("--target-dice", type=float, default=0.005,
+                        help="... with its best final Dice at most this far below the unpruned "
+                        "best")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{args.work / 'bench.db'}"
@@ -142,49 +211,88 @@ def main() -> None:
         run_unpruned(args.work.absolute(), args.task, args.seeds, args.run, args.max_iter)
     prefixes = ("b-random-", "brain-b-random-") if args.task == "brain" else \
         (f"{args.task}-b-random-",)
-    arms = sorted(s.study_name for s in optuna.get_all_study_summaries(storage)
-                  if s.study_name.startswith(prefixes)
-                  and s.study_name.rsplit("-", 1)[-1].isdigit())
-    if not arms:
+    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage)
+                 if s.study_name.startswith(prefixes)
+                 and s.study_name.rsplit("-", 1)[-1].isdigit()}
+    if not summaries:
         parser.error(f"{args.work / 'bench.db'} holds no {prefixes[-1]}<seed> study")
     studies = {name: sorted((t for t in optuna.load_study(study_name=name, storage=storage).trials
                              if t.state == optuna.trial.TrialState.COMPLETE),
-                            key=lambda t: t.number) for name in arms}
+                            key=lambda t: t.number) for name in sorted(summaries)}
     max_iter = max(max(t.intermediate_values) for ts in studies.values() for t in ts)
-    rungs = (max_iter // 4, max_iter // 2, 3 * max_iter // 4)
+    every = min(b - a for ts in studies.values() for t in ts
+                for a, b in zip(sorted(t.intermediate_values), sorted(t.intermediate_values)[1:],
+                                strict=False))
+    rungs = sorted({max(every, round(max_iter * f / every) * every) for f in args.rungs})
     count = sum(len(ts) for ts in studies.values())
-    print(f"{', '.join(arms)}: {count} complete trials of {max_iter} iterations")
+    seeds = {name: s.user_attrs.get(StudyAttr.VALIDATION_SEED)
+             for name, s in summaries.items()}
+    windows = ("fixed windows (validation seed " + ", ".join(str(v) for v in seeds.values())
+               + ")" if all(v is not None for v in seeds.values()) else
+               "NiftyNet's random windows" if all(v is None for v in seeds.values()) else
+               "mixed: some studies on fixed windows, some on random ones")
+    print(f"{', '.join(studies)}: {count} complete trials of {max_iter} iterations; "
+          f"validation on {windows}")
+    every_trial = [t for ts in studies.values() for t in ts]
+    print(f"per-trial cost (medians): {fixed_cost(every_trial)}")
+    print("Spearman (Kendall) of the signal at each iteration vs the final whole-volume Dice:")
     for window in args.window:
         label = "raw validation Dice" if window == 1 else f"mean of last {window} validations"
         correlations = []
         for rung in rungs:
             x, y = [], []
-            for ts in studies.values():
-                for t in ts:
-                    values = dict(averaged(t, window))
-                    if rung in values:
-                        x.append(values[rung])
-                        y.append(t.value)
-            correlations.append(f"at {rung}: {spearman(x, y):.2f} ({kendall(x, y):.2f})")
-        replays = [replay(ts, window, max_iter) for ts in studies.values()]
-        shares = " / ".join(f"{share:.0%}" for share, _ in replays)
-        kept = " / ".join(f"{best:.4f}" for _, best in replays)
-        print(f"{label}: Spearman (Kendall) vs final whole-volume Dice "
-              f"{', '.join(correlations)}; "
-              f"successive halving would run {shares} of the iterations, best kept {kept}")
-    print("best of all trials: " + " / ".join(f"{max(t.value for t in ts):.4f}"
-                                               for ts in studies.values()))
-    print(f"pruner kinds on the raw validation Dice (warmup_fraction {args.warmup_fraction:g}, "
-          f"reduction_factor {args.reduction_factor}, startup_trials {args.startup_trials}, "
-          f"sigmas {args.sigmas:g}, top_k {args.top_k}):")
-    for kind in args.arms:
-        replays = [replay(ts, 1, max_iter, make_pruner(
-            max_iter, args.startup_trials, args.warmup_fraction, kind, args.reduction_factor,
-            args.sigmas, args.top_k)) for ts in studies.values()]
-        shares = " / ".join(f"{share:.0%}" for share, _ in replays)
-        kept = " / ".join(f"{best:.4f}" for _, best in replays)
-        print(f"  {kind}: would run {shares} of the iterations, best kept {kept}")
-
+            for t in every_trial:
+                values = dict(averaged(t, window))
+                if rung in values:
+                    x.append(values[rung])
+                    y.append(t.value)
+            correlations.append(f"{rung} ({rung / max_iter:.0%}): {spearman(x, y):.2f} "
+                                f"({kendall(x, y):.2f})")
+        print(f"  {label}: {', '.join(correlations)}")
+    searches = replicates(studies, args.blocks)
+    print(f"\nreplays: {len(searches)} searches of "
+          f"{'/'.join(str(len(ts)) for ts in searches.values())} trials, each trial in its "
+          "order, one at a time; compute-seconds from each trial's measured phases (its "
+          "fixed cost, its training up to the stop, its evaluation if it reached the end)")
+    reference = {label: (sum(wall(t) for t in ts), max(t.value for t in ts))
+                 for label, ts in searches.items()}
+    print("  unpruned random search: " + " | ".join(
+        f"{len(ts) * max_iter} it, {reference[label][0]:.0f} compute-s, best "
+        f"{reference[label][1]:.4f}" for label, ts in searches.items()))
+    arms = [(f"successive halving on the mean of last {w}", w, None) for w in args.window
+            if w != 1]
+    for kind, fraction, top_k in args.arms:
+        fraction = args.warmup_fraction if fraction is None else fraction
+        name = kind + ("" if fraction == args.warmup_fraction else f"@{fraction:g}") + \
+            (f":{top_k}" if top_k else "")
+        arms.append((name, 1, (kind, fraction, top_k or args.top_k)))
+    for name, window, spec in arms:
+        shares, met = [], 0
+        for label, ts in searches.items():
+            pruner = None if spec is None else make_pruner(
+                max_iter, args.startup_trials, spec[1], spec[0], args.reduction_factor,
+                args.sigmas, spec[2])
+            stops, best = replay(ts, window, max_iter, pruner)
+            seconds = sum(cost(t, stop, max_iter) for t, stop in zip(ts, stops, strict=True))
+            share = seconds / reference[label][0]
+            gap = best - reference[label][1]
+            ok = share <= args.target_share and gap >= -args.target_dice
+            met += ok
+            shares.append(f"{sum(stops) / (len(ts) * max_iter):.0%} it, {share:.0%} s, "
+                          f"Δ {gap:+.4f}{' *' if ok else ''}")
+        print(f"  {name}: {' | '.join(shares)}; target met on {met} of {len(searches)}")
+    # The floor under every pruner: an oracle that knows the final Dice stops every trial but
+    # the best at the first rung; what it still pays is the fixed cost and the rung's training.
+    for fraction in sorted({args.warmup_fraction, *(spec[1] for _, _, spec in arms if spec)}):
+        rung = max(every, round(max_iter * fraction / every) * every)
+        shares = []
+        for label, ts in searches.items():
+            top = max(ts, key=lambda t: t.value)
+            seconds = sum(cost(t, max_iter if t is top else rung, max_iter) for t in ts)
+            shares.append(f"{seconds / reference[label][0]:.0%} s")
+        print(f"  oracle stopping all but the best at {rung}: {' | '.join(shares)}")
+    print(f"  (* ≤ {args.target_share:.0%} of the unpruned compute-seconds with the best Dice "
+          f"within {args.target_dice:g}; Δ: best kept − unpruned best)")
 
 if __name__ == "__main__":
     main()
