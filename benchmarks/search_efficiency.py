@@ -110,6 +110,7 @@ def _run(plan, sampler=None, pruner=None, enqueue=None) -> optuna.Study:
                                   sampler=sampler, pruner=pruner)
     if enqueue and not study.trials:
         study.enqueue_trial(enqueue)
+    plan = run_study.attach(study, plan)  # as lrsearch optimize: the study's fixed windows
     progress = Progress(plan.trials, QUIET)
     workers.Workers(study, plan, progress).run()
     progress.close()

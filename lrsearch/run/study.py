@@ -251,15 +251,22 @@ def _claim_runs_dir(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
     return dataclasses.replace(plan, context=dataclasses.replace(plan.context, owner=me))
 
 
+def attach(study: optuna.Study, plan: StudyPlan) -> StudyPlan:
+    """The plan a worker runs ``study``'s trials with: the study's runs folder claimed, its
+    checkpoint store shared, its validation windows fixed. Whatever runs trials calls this
+    before its workers start (a trial run without it validates on NiftyNet's random windows)."""
+    plan = _claim_runs_dir(study, plan)
+    plan = _share_checkpoint_store(study, plan)
+    return _fix_validation_windows(study, plan)
+
+
 def optimize(plan: StudyPlan, progress: Progress) -> optuna.Study:
     """Runs trials until the study holds ``plan.trials`` finished ones (or the timeout), then
     the finalist repeats (within the same timeout)."""
     started = time.monotonic()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_or_create(plan)
-    plan = _claim_runs_dir(study, plan)
-    plan = _share_checkpoint_store(study, plan)
-    plan = _fix_validation_windows(study, plan)
+    plan = attach(study, plan)
     # A study searched within its range test's bounds keeps them: a worker started without
     # --lr-bounds auto must not widen the search of the others.
     if plan.lr_bounds == "auto" or StudyAttr.LR_FIND in study.user_attrs:
@@ -286,9 +293,7 @@ def confirm(plan: StudyPlan, progress: Progress) -> optuna.Study:
     then the payoff against the user's config."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_or_create(plan)
-    plan = _claim_runs_dir(study, plan)
-    plan = _share_checkpoint_store(study, plan)
-    plan = _fix_validation_windows(study, plan)  # repeats validate as their originals did
+    plan = attach(study, plan)  # repeats validate as their originals did
     repeats.run_repeats(study, plan, progress)
     if not any(budget(study)[1:]):
         payoff.after_study(study, plan.context, progress.message)
