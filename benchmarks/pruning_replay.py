@@ -53,6 +53,18 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
 
 
+def spearman_interval(x: list[float], y: list[float], draws: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of Spearman's correlation, resampling trials (seeded)."""
+    rng = np.random.default_rng(0)
+    xs, ys, values = np.asarray(x), np.asarray(y), []
+    for _ in range(draws):
+        pick = rng.integers(0, len(xs), len(xs))
+        if len(set(pick)) > 2:
+            values.append(spearman(list(xs[pick]), list(ys[pick])))
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def kendall(x: list[float], y: list[float]) -> float:
     from scipy.stats import kendalltau
 
@@ -179,7 +191,12 @@ def main() -> None:
     parser.add_argument("--run", type=int, default=0, metavar="TRIALS",
                         help="first run (or continue) the unpruned arm to TRIALS complete "
                         "trials, one study per --seeds seed, on --task's built-in data")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="the studies of these seeds only (--run: the seeds to run; "
+                        "default 0)")
+    parser.add_argument("--first", type=int, default=None, metavar="N",
+                        help="only each study's trials numbered below N (the same schedules "
+                        "in two folders run with the same seed: a paired before/after)")
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--window", type=int, nargs="+", default=[1, 3, 5])
     parser.add_argument("--rungs", type=float, nargs="+", default=[0.05, 0.1, 0.25, 0.5, 0.75],
@@ -208,16 +225,19 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{args.work / 'bench.db'}"
     if args.run:
-        run_unpruned(args.work.absolute(), args.task, args.seeds, args.run, args.max_iter)
+        run_unpruned(args.work.absolute(), args.task, args.seeds or [0], args.run,
+                     args.max_iter)
     prefixes = ("b-random-", "brain-b-random-") if args.task == "brain" else \
         (f"{args.task}-b-random-",)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage)
                  if s.study_name.startswith(prefixes)
-                 and s.study_name.rsplit("-", 1)[-1].isdigit()}
+                 and s.study_name.rsplit("-", 1)[-1].isdigit()
+                 and (args.seeds is None or int(s.study_name.rsplit("-", 1)[-1]) in args.seeds)}
     if not summaries:
         parser.error(f"{args.work / 'bench.db'} holds no {prefixes[-1]}<seed> study")
     studies = {name: sorted((t for t in optuna.load_study(study_name=name, storage=storage).trials
-                             if t.state == optuna.trial.TrialState.COMPLETE),
+                             if t.state == optuna.trial.TrialState.COMPLETE
+                             and (args.first is None or t.number < args.first)),
                             key=lambda t: t.number) for name in sorted(summaries)}
     max_iter = max(max(t.intermediate_values) for ts in studies.values() for t in ts)
     every = min(b - a for ts in studies.values() for t in ts
@@ -235,7 +255,8 @@ def main() -> None:
           f"validation on {windows}")
     every_trial = [t for ts in studies.values() for t in ts]
     print(f"per-trial cost (medians): {fixed_cost(every_trial)}")
-    print("Spearman (Kendall) of the signal at each iteration vs the final whole-volume Dice:")
+    print("Spearman [95 % bootstrap interval over trials] (Kendall) of the signal at each "
+          "iteration vs the final whole-volume Dice:")
     for window in args.window:
         label = "raw validation Dice" if window == 1 else f"mean of last {window} validations"
         correlations = []
@@ -246,8 +267,9 @@ def main() -> None:
                 if rung in values:
                     x.append(values[rung])
                     y.append(t.value)
+            low, high = spearman_interval(x, y)
             correlations.append(f"{rung} ({rung / max_iter:.0%}): {spearman(x, y):.2f} "
-                                f"({kendall(x, y):.2f})")
+                                f"[{low:.2f}, {high:.2f}] ({kendall(x, y):.2f})")
         print(f"  {label}: {', '.join(correlations)}")
     searches = replicates(studies, args.blocks)
     print(f"\nreplays: {len(searches)} searches of "
