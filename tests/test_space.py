@@ -36,32 +36,38 @@ def test_default_space_covers_every_family(default_space):
     assert set(default_space.ranges) == every_name
 
 
-def test_default_pruner_is_successive_halving_after_the_first_quarter():
+def test_default_pruner_is_one_short_rung_keeping_the_top_two():
+    from lrsearch.search.pruners import TopKRungPruner
     from lrsearch.search.strategy import make_pruner
 
     space = load_space(STUDIES / "default.toml")
-    assert (space.pruner, space.pruner_warmup_fraction, space.pruner_reduction_factor) == \
-        ("asha", 0.25, 3)
+    assert (space.pruner, space.pruner_warmup_fraction, space.pruner_top_k) == \
+        ("top_k_rung", 0.05, 2)
     pruner = make_pruner(200, space.pruner_startup_trials, space.pruner_warmup_fraction,
-                         space.pruner, space.pruner_reduction_factor)
-    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
-    # rungs at 50 and 150 of 200 iterations: at each, only the best third goes on
+                         space.pruner, space.pruner_reduction_factor, space.pruner_sigmas,
+                         space.pruner_top_k)
+    assert isinstance(pruner, TopKRungPruner)
+    # the rung is iteration 10 of 200: a trial goes on only among the best two of all trials
+    # that reached it, and is never judged again after it
     study = optuna.create_study(direction="maximize", pruner=pruner)
     decisions = {}
     for number, dice in enumerate([0.9, 0.5, 0.95, 0.4, 0.3, 0.2, 0.85, 0.97]):
         trial = study.ask()
-        trial.report(dice, 40)
+        trial.report(dice, 5)
         early = trial.should_prune()
-        trial.report(dice, 50)
-        decisions[number] = (early, trial.should_prune())
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED) if decisions[number][1] \
-            else study.tell(trial, dice)
-    assert not any(early for early, _ in decisions.values())  # never before the first rung
-    kept = [n for n, (_, pruned) in decisions.items() if not pruned]
-    assert kept == [0, 2, 7]  # each the best so far at iteration 50
+        trial.report(dice, 10)
+        pruned = trial.should_prune()
+        trial.report(0.0, 100)  # a collapse after the rung is not judged
+        later = trial.should_prune()
+        decisions[number] = (early, pruned, later)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED) if pruned else \
+            study.tell(trial, dice)
+    assert not any(early or later for early, _, later in decisions.values())
+    kept = [n for n, (_, pruned, _) in decisions.items() if not pruned]
+    assert kept == [0, 1, 2, 7]  # each among the best two at iteration 10 when it got there
+    assert isinstance(make_pruner(200, kind="asha"), optuna.pruners.SuccessiveHalvingPruner)
     assert isinstance(make_pruner(200, kind="median"), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner(200, kind="none"), optuna.pruners.NopPruner)
-    assert isinstance(make_pruner(200), optuna.pruners.SuccessiveHalvingPruner)
     with pytest.raises(ValueError, match="unknown pruner kind 'hyperbnd'"):
         make_pruner(200, kind="hyperbnd")
 

@@ -224,13 +224,13 @@ class SearchSpace:
     # complete trials before any pruning (median, curve), the share of trials kept at each rung
     # (asha, hyperband, top_k_rung: 1 / reduction_factor), how many standard deviations a
     # forecast must fall short by (curve), how many trials go on from the rung (top_k_rung;
-    # None: the share).
-    pruner: str = "asha"
+    # None: the share). A space without a [pruner] table gets studies/default.toml's choice.
+    pruner: str = "top_k_rung"
     pruner_startup_trials: int = 5
-    pruner_warmup_fraction: float = 0.25
+    pruner_warmup_fraction: float = 0.05
     pruner_reduction_factor: int = 3
     pruner_sigmas: float = 1.0
-    pruner_top_k: int | None = None
+    pruner_top_k: int | None = 2
 
     def suggest(self, trial: optuna.trial.BaseTrial, total_iters: int) -> TrialSetup:
         """Draw one schedule (and optimiser) for a trial of ``total_iters`` iterations."""
@@ -274,6 +274,8 @@ class SearchSpace:
 
 _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "objective",
                "baselines", "finalists", "repeats")
+OWN_KIND_WARMUP = 0.25  # warmup_fraction of a [pruner] table that names its kind but not this
+
 _PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor", "sigmas",
                 "top_k")
 # lrsearch.search.strategy.make_pruner builds each
@@ -349,14 +351,18 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
     startup = pruner.get("startup_trials", SearchSpace.pruner_startup_trials)
     if isinstance(startup, bool) or not isinstance(startup, int) or startup < 0:
         raise fail(f"[pruner] startup_trials must be a non-negative integer, but got {startup!r}")
-    warmup_fraction = pruner.get("warmup_fraction", SearchSpace.pruner_warmup_fraction)
+    # the default rule's warm-up and top_k go with it: a table naming its own kind keeps the
+    # first quarter of a trial unjudged and, for top_k_rung, the share (1 / reduction_factor)
+    own = "kind" in pruner
+    warmup_fraction = pruner.get("warmup_fraction",
+                                 OWN_KIND_WARMUP if own else SearchSpace.pruner_warmup_fraction)
     if isinstance(warmup_fraction, bool) or not isinstance(warmup_fraction, (int, float)) \
             or not 0 <= warmup_fraction <= 1:
         raise fail(f"[pruner] warmup_fraction must be in [0, 1], but got {warmup_fraction!r}")
     sigmas = pruner.get("sigmas", SearchSpace.pruner_sigmas)
     if isinstance(sigmas, bool) or not isinstance(sigmas, (int, float)) or not sigmas >= 0:
         raise fail(f"[pruner] sigmas must be a number >= 0, but got {sigmas!r}")
-    top_k = pruner.get("top_k", SearchSpace.pruner_top_k)
+    top_k = pruner.get("top_k", None if own else SearchSpace.pruner_top_k)
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise fail(f"[pruner] top_k must be a positive integer, but got {top_k!r}")
 
