@@ -3,8 +3,9 @@
 On each built-in task (``--tasks brain tissue``: the brain-extraction demo, which saturates
 near Dice 0.97, and the 3-class tissue demo, which does not), per seed, side by side:
 
-  (a) lrsearch defaults: TPE + the default pruner (successive halving) over every family
-      (studies/default.toml); --compare-pruners median adds the same search with the median rule;
+  (a) lrsearch defaults: TPE + the default pruner (studies/default.toml's [pruner]; successive
+      halving until the figures of benchmarks/pruning_replay.py made it one short rung keeping
+      the top 2) over every family; --compare-pruners median adds the same search with another rule;
   (a+) the same search with the objective meant for training speed, --objective dice_auc
       (area under the validation Dice curve); --fast-objective picks another or none;
   (a/2) the default search with half the iterations per trial (--max-iter 100 for 200): its
