@@ -1,30 +1,29 @@
 """Would pruning on averaged validation Dice do better? Replays search_efficiency's unpruned arm.
 
-NiftyNet's validation Dice (a few random windows of the validation subjects) is noisy. This
-reads the random-search, no-pruning arm (b) of a ``benchmarks/search_efficiency.py`` work
-folder, where every trial ran to the end, and prints for each choice of reported value (the
-raw validation Dice, or the mean of the last k validations):
+Reads the random-search, no-pruning arm (b) of a ``benchmarks/search_efficiency.py`` work
+folder, where every trial ran to the end (``--run N`` first runs or continues that arm alone to
+N trials per ``--seeds`` seed), and prints:
 
-- how well it ranks trials at 25 %, 50 % and 75 % of the iterations: Spearman's and Kendall's
-  rank correlations with the trial's final whole-volume Dice;
-- what successive halving (the default pruner: rungs at 25 % and 75 %, reduction factor 3)
-  would have done with it, replaying the trials in their order: the share of iterations it
-  would have run, and the best final Dice among the trials it would have kept.
+- the per-trial cost by phase (imports, set-up, evaluation, training: medians);
+- how well the signal ranks trials at 5, 10, 25, 50 and 75 % of the iterations (``--rungs``):
+  Spearman's (with a 95 % bootstrap interval over trials) and Kendall's rank correlations
+  between the raw validation Dice, or the mean of its last k rounds (``--window``), and the
+  trial's final whole-volume Dice;
+- for each pruner (``--arms``, ``kind[@warmup_fraction][:top_k]``, built by lrsearch's own
+  make_pruner), replaying the trials in their order, one search per study or per block of a
+  study (``--blocks 4``: 60 trials become 4 searches of 15): the share of the iterations and of
+  the compute-seconds it would have spent (each trial's measured fixed cost, its training up to
+  the stop, its evaluation only if it reached the end) and its best final Dice against the
+  unpruned best; and the floor under any pruner: an oracle that stops all but the best trial at
+  the first rung.
 
-Then, on the raw validation Dice, the same replay for each pruner kind of a space's [pruner]
-table (``--arms``; asha, hyperband, median, curve, top_k_rung by default), built by
-lrsearch's own make_pruner with the table's settings given on the command line: per seed, the
-share of the iterations it would have run and the best final Dice it would have kept. As in a
-study, a baseline is never asked and no trial is judged at its last iteration.
+As in a study, a baseline is never asked and no trial is judged at its last iteration. Studies
+run on NiftyNet's random validation windows (no study attribute ``validation_seed``) give the
+"before"; ``--seeds 0 --first 10`` on two folders run with the same seed compares the same
+schedules (a seeded trial repeats itself).
 
-The unpruned arm is search_efficiency's ``(b)``, run per task (``--task``: its studies are
-``b-random-<seed>`` on the brain demo, ``<task>-b-random-<seed>`` on another); studies run
-before the fixed validation windows (study attribute ``validation_seed``) give the "before".
-
-    python benchmarks/pruning_replay.py --work /tmp/lrsearch-efficiency-XXXX [--task tissue]
-        [--window 1 3 5]
-        [--arms curve top_k_rung] [--warmup-fraction 0.25] [--reduction-factor 3]
-        [--sigmas 1] [--top-k 5] [--startup-trials 5]
+    python benchmarks/pruning_replay.py --work DIR --task tissue --run 60 --blocks 4 \
+        [--window 1 3] [--arms asha top_k_rung@0.05:2 curve] [--sigmas 1] [--startup-trials 5]
 """
 
 from __future__ import annotations

@@ -77,3 +77,24 @@ def test_attribute_keys_are_named_only_in_the_records_module():
                  for hit in _literal_keys(path)]
     assert offending == [], "name these keys in lrsearch/monitor/records.py:\n" + \
         "\n".join(offending)
+
+
+def test_a_lost_trial_reports_the_last_iteration_any_record_tells():
+    """A worker killed after a validation round at 15 but before its heartbeat stored 15: the
+    note's "failed after N iterations" and the stop reason name the same, last known one."""
+    import optuna
+
+    from lrsearch.monitor.records import last_iteration, trial_info
+    from lrsearch.run.workers import _lost_reason
+
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, intermediate_values={5: 0.2, 10: 0.3, 15: 0.4},
+        user_attrs={TrialAttr.ITERATIONS: 14,
+                    TrialAttr.CHECKPOINT_ARTIFACT: {"artifact_id": "a", "iteration": 10}})
+    assert last_iteration(trial) == 15
+    assert trial_info(trial).iterations == 15
+    assert _lost_reason(trial, 7.2) == "worker lost at iteration 15, no heartbeat for 7 s"
+    resumed = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, user_attrs={TrialAttr.RESUMED_FROM_ITERATION: 20})
+    assert last_iteration(resumed) == trial_info(resumed).iterations == 20
+    assert last_iteration(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL)) == 0

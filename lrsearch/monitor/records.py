@@ -287,14 +287,23 @@ def _number(value: Any) -> float | None:
         else None
 
 
+def last_iteration(trial: optuna.trial.FrozenTrial) -> int:
+    """The last iteration the storage knows the trial reached: its worker records it with each
+    heartbeat; a validation round, a stored checkpoint and a resume tell it too (whichever
+    came last: a worker killed between a round and its next beat leaves the round ahead)."""
+    attrs = trial.user_attrs
+    known = [attrs.get(TrialAttr.ITERATIONS), attrs.get(TrialAttr.RESUMED_FROM_ITERATION),
+             (attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}).get("iteration"),
+             *trial.intermediate_values]
+    return max((i for i in known if isinstance(i, int) and not isinstance(i, bool)), default=0)
+
+
 def trial_info(trial: optuna.trial.FrozenTrial) -> TrialInfo:
     """Plain data of one trial from what :mod:`lrsearch.run.trial` stored with it."""
     attrs = trial.user_attrs
     dice = tuple(sorted((int(step), float(value))
                         for step, value in trial.intermediate_values.items()))
-    iterations = attrs.get(TrialAttr.ITERATIONS)
-    if not isinstance(iterations, int):
-        iterations = dice[-1][0] if dice else 0
+    iterations = last_iteration(trial)
     max_iter = attrs.get(TrialAttr.MAX_ITER)
     schedule = attrs.get(TrialAttr.SCHEDULE)
     seed = attrs.get(TrialAttr.SEED)

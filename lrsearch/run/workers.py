@@ -21,7 +21,7 @@ from lrsearch.engines.process import stop_all
 from lrsearch.errors import StudyFailed
 from lrsearch.monitor.live import LiveTrial, rewrite_note
 from lrsearch.monitor.progress import Progress
-from lrsearch.monitor.records import StudyAttr, TrialAttr
+from lrsearch.monitor.records import StudyAttr, TrialAttr, last_iteration
 from lrsearch.run.plan import Slot, StudyPlan
 from lrsearch.run.storage import (
     fail_stale_trials,
@@ -195,16 +195,9 @@ class Workers:
 
 
 def _lost_reason(trial: optuna.trial.FrozenTrial, silent: float | None) -> str:
-    """Why a trial without heartbeat fails: the last iteration known to the storage (its
-    worker records it with each beat; validation rounds, a stored checkpoint and a resume
-    tell it too)."""
-    attrs = trial.user_attrs
-    known = [attrs.get(TrialAttr.ITERATIONS), attrs.get(TrialAttr.RESUMED_FROM_ITERATION),
-             (attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}).get("iteration"),
-             *trial.intermediate_values]
-    iteration = max((i for i in known if isinstance(i, int)), default=0)
+    """Why a trial without heartbeat fails: the last iteration known to the storage."""
     silence = f", no heartbeat for {silent:.0f} s" if silent is not None else ", no heartbeat"
-    return f"worker lost at iteration {iteration}{silence}"
+    return f"worker lost at iteration {last_iteration(trial)}{silence}"
 
 
 @dataclass
