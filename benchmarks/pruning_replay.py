@@ -37,7 +37,7 @@ import numpy as np
 import optuna
 
 from lrsearch.monitor.records import StudyAttr, TrialAttr
-from lrsearch.search.space import PRUNERS, SearchSpace
+from lrsearch.search.space import OWN_KIND_WARMUP, PRUNERS, SearchSpace
 from lrsearch.search.strategy import make_pruner
 
 
@@ -109,30 +109,33 @@ def wall(trial: optuna.trial.FrozenTrial) -> float:
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
+def phases(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """The trial's measured seconds by phase (imports, setup, training, evaluation) and
+    "around the child": the rest of its wall time, lrsearch's own work."""
+    timing = trial.user_attrs.get(TrialAttr.TIMING, {})
+    parts = {k: timing.get(k, 0.0) for k in ("imports", "setup", "training", "evaluation")}
+    parts["around the child"] = max(0.0, wall(trial) - sum(parts.values()))
+    return parts
+
+
 def cost(trial: optuna.trial.FrozenTrial, stop: int, max_iter: int) -> float:
     """Compute-seconds ``trial`` would have taken, stopped at iteration ``stop``: its measured
     fixed costs (imports, set-up, lrsearch's own work around the child), the share of its
     measured training time (validation rounds included), and its evaluation only if it reached
     the end (a pruned trial is not segmented)."""
-    timing = trial.user_attrs.get(TrialAttr.TIMING, {})
-    phases = ("imports", "setup", "training", "evaluation")
-    overhead = max(0.0, wall(trial) - sum(timing.get(k, 0.0) for k in phases))
-    seconds = overhead + timing.get("imports", 0.0) + timing.get("setup", 0.0)
-    seconds += timing.get("training", 0.0) * stop / max_iter
-    return seconds + (timing.get("evaluation", 0.0) if stop >= max_iter else 0.0)
+    p = phases(trial)
+    seconds = p["around the child"] + p["imports"] + p["setup"]
+    seconds += p["training"] * stop / max_iter
+    return seconds + (p["evaluation"] if stop >= max_iter else 0.0)
 
 
 def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
     """Median seconds per trial of each phase that does not grow with the iterations."""
-    timings = [t.user_attrs.get(TrialAttr.TIMING, {}) for t in trials]
-    overhead = [max(0.0, wall(t) - sum(tm.get(k, 0.0) for k in
-                                       ("imports", "setup", "training", "evaluation")))
-                for t, tm in zip(trials, timings, strict=True)]
-    parts = {k: statistics.median(tm.get(k, 0.0) for tm in timings)
-             for k in ("imports", "setup", "evaluation", "training")}
-    parts["around the child"] = statistics.median(overhead)
+    measured = [phases(t) for t in trials]
+    parts = {k: statistics.median(p[k] for p in measured)
+             for k in ("imports", "setup", "evaluation", "around the child", "training")}
     total = statistics.median(wall(t) for t in trials)
-    fixed = parts["imports"] + parts["setup"] + parts["evaluation"] + parts["around the child"]
+    fixed = sum(v for k, v in parts.items() if k != "training")
     return (", ".join(f"{k} {v:.1f} s" for k, v in parts.items() if k != "training")
             + f"; training {parts['training']:.1f} s; fixed {fixed:.1f} s of {total:.1f} s "
             f"({fixed / total:.0%})")
@@ -208,12 +211,13 @@ def main() -> None:
                         metavar="KIND[@WARMUP][:TOP_K]",
                         help="pruners to replay on the raw validation Dice, e.g. asha "
                         "top_k_rung@0.1:2 (first rung at 10 %%, keep the best 2)")
-    parser.add_argument("--warmup-fraction", type=float, default=SearchSpace.pruner_warmup_fraction)
+    # a bare kind is read as a [pruner] table naming it: the first quarter unjudged, no top_k
+    parser.add_argument("--warmup-fraction", type=float, default=OWN_KIND_WARMUP)
     parser.add_argument("--reduction-factor", type=int,
                         default=SearchSpace.pruner_reduction_factor)
     parser.add_argument("--startup-trials", type=int, default=SearchSpace.pruner_startup_trials)
     parser.add_argument("--sigmas", type=float, default=SearchSpace.pruner_sigmas)
-    parser.add_argument("--top-k", type=int, default=SearchSpace.pruner_top_k)
+    parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--target-share", type=float, default=0.2,
                         help="an arm meets the target at or below this share of the unpruned "
                         "compute-seconds ...")
