@@ -70,6 +70,10 @@ def configure(parser) -> None:
                         help="auto: run the LR range test once per study and search base_lr "
                              "within its suggested range")
     add_runtime_arguments(parser, default_text="the space's runtime, else tf2")
+    parser.add_argument("--no-fork-server", action="store_true",
+                        help="start every trial as a new process that imports TensorFlow "
+                             "(about 3 s each) instead of forking it from one that already "
+                             "has; for a node where forking misbehaves")
 
 
 def run(args) -> int:
@@ -97,6 +101,7 @@ def run(args) -> int:
         runs_dir=args.runs_dir,
         runtime=args.runtime,
         python=args.python,
+        fork_server=not args.no_fork_server,
         slots=run_plan.make_slots(args.jobs, args.gpus),
         objective=args.objective,
         lr_bounds=args.lr_bounds,

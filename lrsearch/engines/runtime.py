@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from lrsearch.engines.process import ChildProcess, fork_server
 from lrsearch.errors import EngineError
 from lrsearch.nifty import contract
 from lrsearch.search.space import RUNTIMES
@@ -23,6 +25,9 @@ class Runtime:
     name: str
     python: str
     pythonpath: str = field(default_factory=contract.child_pythonpath)
+    # fork children from a server that has imported TensorFlow (engines.child.server); False:
+    # each child is a new process that imports it (what benchmarks/trial_overhead.py compares)
+    warm: bool = True
 
     def command(self, runs: Sequence[Sequence[str]]) -> list[str]:
         """One child process running NiftyNet ``net_run`` argument lists one after the other."""
@@ -30,6 +35,14 @@ class Runtime:
 
     def environment(self, extra: Mapping[str, str] = ()) -> dict[str, str]:
         return contract.child_environment(self.pythonpath, extra)
+
+    def start(self, runs: Sequence[Sequence[str]], extra: Mapping[str, str], cwd: Path,
+              log_path: Path) -> ChildProcess:
+        """A child running ``runs`` (NiftyNet argument lists) in ``cwd``, its output appended
+        to ``log_path``: forked from this thread's server when ``warm``."""
+        env = self.environment(extra)
+        server = fork_server(self.python, env) if self.warm else None
+        return ChildProcess(self.command(runs), env, cwd, log_path, server=server, runs=runs)
 
 
 def get_runtime(name: str, python: str | None = None, report=None, *, build: bool = True,

@@ -22,6 +22,7 @@ import secrets
 from pathlib import Path
 
 CHILD_MAIN = "lrsearch.engines.child.main"  # the module the child runs (``python -m``)
+CHILD_SERVER = "lrsearch.engines.child.server"  # forks children that have imported TensorFlow
 APPLICATION = "lrsearch.engines.child.application.ScheduledSegmentationApplication"
 THEN = "--then"  # separates the NiftyNet runs one child makes (train, then inference)
 
@@ -129,6 +130,43 @@ def child_command(python: str, runs) -> list[str]:
     for i, run in enumerate(runs):
         argv += ([THEN] if i else []) + list(run)
     return argv
+
+
+def server_command(python: str, fd: int) -> list[str]:
+    """A process that imports TensorFlow and NiftyNet once, then forks a child per request
+    read from the Unix socket ``fd`` (:func:`encode_request`), each running like
+    :func:`child_command`'s."""
+    return [python, "-m", CHILD_SERVER, str(fd)]
+
+
+# The variables that differ from one run to the next: a served child takes them from its
+# request. The others (PYTHONPATH, CUDA_VISIBLE_DEVICES, TF_CPP_MIN_LOG_LEVEL, ...) are the
+# server's, fixed before it imports TensorFlow; a request that changes one needs a new server.
+RUN_ENV = (SCHEDULE_ENV, SEED_ENV, VALIDATION_SEED_ENV, VALIDATION_LOG_ENV)
+
+
+def server_environment(env) -> dict:
+    """What of a child's environment its server must have been started with."""
+    return {key: value for key, value in env.items() if key not in RUN_ENV}
+
+
+def encode_request(runs, env, cwd) -> bytes:
+    """One request to :func:`server_command`'s process: run ``runs`` (NiftyNet argument lists)
+    in ``cwd`` with ``env``. Sent with the file descriptor of the child's output (a pipe)."""
+    body = json.dumps({"runs": [list(r) for r in runs], "env": dict(env), "cwd": str(cwd)})
+    data = body.encode("utf-8")
+    return b"%d\n" % len(data) + data
+
+
+def decode_request(data: bytes):
+    """``(runs, env, cwd)`` of :func:`encode_request`'s body (without its length line)."""
+    request = json.loads(data.decode("utf-8"))
+    return request["runs"], request["env"], request["cwd"]
+
+
+# The server's replies, one line each: READY once its imports are done, then per request
+# STARTED <pid of the child> and EXITED <status, negative: killed by that signal>.
+READY, STARTED, EXITED = "ready", "started", "exited"
 
 
 def split_runs(argv):

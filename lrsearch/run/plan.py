@@ -36,6 +36,7 @@ class StudyOptions:
     runs_dir: Path | None = None  # default: <model_dir>/<study>
     runtime: str | Runtime | None = None  # a name (default: the space's) or a Runtime
     python: str | None = None  # the tf1 runtime's interpreter
+    fork_server: bool = True  # fork trials from a process that imported TensorFlow once
     slots: tuple[Slot, ...] = ()  # where trials run at once (default: make_slots())
     heartbeat: float = HEARTBEAT_SECONDS
     objective: str | None = None  # default: the space's

@@ -96,6 +96,8 @@ def prepare(options: StudyOptions, report: Callable[[str], None] | None = None) 
     runtime = o.runtime
     if not isinstance(runtime, Runtime):
         runtime = get_runtime(runtime or space.runtime, o.python, report)
+    if not o.fork_server:
+        runtime = dataclasses.replace(runtime, warm=False)
     check_gpu_request(cfg, runtime)  # a GPU config must not silently train on the CPU
     storage = open_storage(o.storage_url)  # fail now, before anything is written
     _check_range_test_baselines(baselines, o.lr_bounds, storage, name)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Protocol
 import optuna
 
 from lrsearch import __version__
-from lrsearch.engines.process import ChildProcess
 from lrsearch.engines.runtime import Runtime
 from lrsearch.monitor.records import TrialAttr
 from lrsearch.nifty import contract
@@ -231,9 +230,13 @@ def _clear_stale(ctx: TrialContext, directory: Path) -> None:
         _clear(directory)
 
 
+def trial_runs(config_path: Path, infer_split: Path) -> list[list[str]]:
+    """A trial's NiftyNet runs: training, then segmenting the validation subjects."""
+    return [contract.train_args(config_path), contract.inference_args(config_path, infer_split)]
+
+
 def train_command(ctx: TrialContext, config_path: Path, infer_split: Path) -> list[str]:
-    return ctx.runtime.command([contract.train_args(config_path),
-                                contract.inference_args(config_path, infer_split)])
+    return ctx.runtime.command(trial_runs(config_path, infer_split))
 
 
 def volume_scores(ctx: TrialContext, inferred_csv: Path) -> dict[str, float]:
@@ -275,12 +278,8 @@ def run_trial(
             ctx.validation_seed, directory / contract.VALIDATION_WINDOWS))
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-    child = ChildProcess(
-        command,
-        env=ctx.runtime.environment(env),
-        cwd=directory,
-        log_path=directory / contract.CONSOLE_LOG,
-    )
+    child = ctx.runtime.start(trial_runs(config_path, infer_split), env, cwd=directory,
+                              log_path=directory / contract.CONSOLE_LOG)
     progress = _Progress(last_iteration=resume.iteration if resume else 0, max_iter=ctx.max_iter)
     if ctx.checkpoint_store is not None:
         record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from lrsearch.engines.process import stop_all
+from lrsearch.engines.process import close_fork_server, stop_all
 from lrsearch.errors import StudyFailed
 from lrsearch.monitor.live import LiveTrial, rewrite_note
 from lrsearch.monitor.progress import Progress
@@ -171,6 +171,7 @@ class Workers:
             self.stopping.set()
             stop_all()
         finally:
+            close_fork_server()  # this slot's, if its trials were forked from one
             self.finished[slot.index].set()
 
     def _fail_stale(self) -> None:

@@ -7,6 +7,8 @@ On TensorFlow 2 the compatibility layer is installed first; on TensorFlow 1.15 N
 released. Chaining runs with ``--then`` saves a second TensorFlow import and process start (the
 final evaluation of a trial is an inference run right after training). With ``LRSEARCH_SEED``
 set, every run starts from that seed (:mod:`lrsearch.engines.child.seeding`).
+:mod:`lrsearch.engines.child.server` runs the same :func:`run` in processes forked after
+:func:`prepare`, so that a trial does not import TensorFlow again.
 Python 3.7-compatible.
 """
 
@@ -17,29 +19,41 @@ from lrsearch.engines.child.seeding import parse_seed, seed_run
 from lrsearch.nifty.contract import SEED_ENV, split_runs
 
 
-def main(argv=None):
-    seed = parse_seed(os.environ.get(SEED_ENV))
+def prepare():
+    """Imports TensorFlow (bridged on TF 2) and NiftyNet: what every run needs first."""
     import tensorflow
 
     if not tensorflow.__version__.startswith("1."):
         from lrsearch.engines.child import tf2compat
 
         tf2compat.install()
+    import niftynet  # noqa: F401
+
+
+def run(runs, program="net_run"):
+    """NiftyNet ``net_run`` argument lists one after the other; the exit status of the first
+    that fails, else 0. Reads the seed from the environment now, so that a forked process runs
+    with its own."""
+    prepare()  # already done in a served process: the imports are cached
     import niftynet
     import tensorflow as tf  # the v1 API on either runtime
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    program = sys.argv[0]
+    seed = parse_seed(os.environ.get(SEED_ENV))
     status = 0
-    for run in split_runs(argv):
+    for args in runs:
         if seed is not None:
             seed_run(seed)
         tf.reset_default_graph()
-        sys.argv = [program] + run
+        sys.argv = [program] + args
         status = niftynet.main() or 0
         if status:
             break
     return status
+
+
+def main(argv=None):
+    parse_seed(os.environ.get(SEED_ENV))  # a bad seed fails before the imports
+    return run(list(split_runs(sys.argv[1:] if argv is None else argv)), sys.argv[0])
 
 
 if __name__ == "__main__":

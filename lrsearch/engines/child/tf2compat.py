@@ -10,7 +10,10 @@ segmentation path needs (see the project's NiftyNet notes for how each one shows
 3. ``GeneratorEnqueuer``, which moved inside TF's private keras package;
 4. numpy 2: ``tf.py_func`` outputs promoted to int64 where NiftyNet declares int32 (NEP 50),
    and the removed aliases ``np.float`` / ``np.int`` / ``np.bool``;
-5. nibabel 5 removed ``get_data()``.
+5. nibabel 5 removed ``get_data()``;
+6. TF 2's ``map_fn`` converts its function with AutoGraph first, TF 1.15's traces it as written;
+   NiftyNet's Dice loss is a ``map_fn`` over the batch, and converting it was about a second of
+   every trial's graph set-up for nothing (it is plain TF ops): it is traced as TF 1.15 does.
 
 Everything is idempotent and local to the process that calls it (the trial's child process).
 """
@@ -37,6 +40,16 @@ class _TF1Module(types.ModuleType):
 
     def __getattr__(self, name):
         return getattr(self._v1, name)
+
+
+def _map_fn_as_written(v1, do_not_convert):
+    """``tf.map_fn`` tracing ``fn`` as written (TF 1.15), not converted by AutoGraph."""
+    original = v1.map_fn
+
+    def map_fn(fn, *args, **kwargs):
+        return original(do_not_convert(fn), *args, **kwargs)
+
+    return map_fn
 
 
 def _py_func_keeping_dtypes(v1, numpy):
@@ -165,6 +178,7 @@ def install() -> None:
 
     shim = _TF1Module(real_tf, v1)
     shim.py_func = _py_func_keeping_dtypes(v1, numpy)
+    shim.map_fn = _map_fn_as_written(v1, real_tf.autograph.experimental.do_not_convert)
     contrib = _contrib_modules(v1)
     shim.contrib = contrib["tensorflow.contrib"]
     sys.modules["tensorflow"] = shim
