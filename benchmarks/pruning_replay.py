@@ -15,7 +15,9 @@ N trials per ``--seeds`` seed), and prints:
   the compute-seconds it would have spent (each trial's measured fixed cost, its training up to
   the stop, its evaluation only if it reached the end) and its best final Dice against the
   unpruned best; and the floor under any pruner: an oracle that stops all but the best trial at
-  the first rung.
+  the first rung. ``--imports S`` costs every trial but each search's first as forked from a
+  fork server (its imports S seconds, as benchmarks/fixed_cost.py measures), arms and
+  reference alike: the same trials under today's fixed cost.
 
 As in a study, a baseline is never asked and no trial is judged at its last iteration. Studies
 run on NiftyNet's random validation windows (no study attribute ``validation_seed``) give the
@@ -118,15 +120,26 @@ def phases(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     return parts
 
 
-def cost(trial: optuna.trial.FrozenTrial, stop: int, max_iter: int) -> float:
+def cost(trial: optuna.trial.FrozenTrial, stop: int, max_iter: int,
+         imports: float | None = None) -> float:
     """Compute-seconds ``trial`` would have taken, stopped at iteration ``stop``: its measured
     fixed costs (imports, set-up, lrsearch's own work around the child), the share of its
     measured training time (validation rounds included), and its evaluation only if it reached
-    the end (a pruned trial is not segmented)."""
+    the end (a pruned trial is not segmented). ``imports``: these seconds instead of its
+    measured imports."""
     p = phases(trial)
-    seconds = p["around the child"] + p["imports"] + p["setup"]
+    seconds = p["around the child"] + (p["imports"] if imports is None else imports) + p["setup"]
     seconds += p["training"] * stop / max_iter
     return seconds + (p["evaluation"] if stop >= max_iter else 0.0)
+
+
+def search_cost(trials: list[optuna.trial.FrozenTrial], stops: list[int], max_iter: int,
+                imports: float | None = None) -> float:
+    """Compute-seconds of a search whose trials stop at ``stops``; ``imports``: each trial
+    but the first forked from a fork server that has imported TensorFlow, its imports costing
+    this many seconds (the first pays the server's start, its own measured imports)."""
+    return sum(cost(t, stop, max_iter, imports if k else None)
+               for k, (t, stop) in enumerate(zip(trials, stops, strict=True)))
 
 
 def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
@@ -218,6 +231,10 @@ def main() -> None:
     parser.add_argument("--startup-trials", type=int, default=SearchSpace.pruner_startup_trials)
     parser.add_argument("--sigmas", type=float, default=SearchSpace.pruner_sigmas)
     parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--imports", type=float, default=None, metavar="SECONDS",
+                        help="cost the trials as forked from a fork server: each one's imports "
+                        "take SECONDS (benchmarks/fixed_cost.py measures it), but a search's "
+                        "first's, which starts the server")
     parser.add_argument("--target-share", type=float, default=0.2,
                         help="an arm meets the target at or below this share of the unpruned "
                         "compute-seconds ...")
@@ -279,8 +296,12 @@ def main() -> None:
           f"{'/'.join(str(len(ts)) for ts in searches.values())} trials, each trial in its "
           "order, one at a time; compute-seconds from each trial's measured phases (its "
           "fixed cost, its training up to the stop, its evaluation if it reached the end)")
-    reference = {label: (sum(wall(t) for t in ts), max(t.value for t in ts))
-                 for label, ts in searches.items()}
+    if args.imports is not None:
+        print(f"  costed as forked trials: imports {args.imports:g} s for each trial but the "
+              "first of a search (measured: benchmarks/fixed_cost.py), for every arm and the "
+              "unpruned reference alike")
+    reference = {label: (search_cost(ts, [max_iter] * len(ts), max_iter, args.imports),
+                         max(t.value for t in ts)) for label, ts in searches.items()}
     print("  unpruned random search: " + " | ".join(
         f"{len(ts) * max_iter} it, {reference[label][0]:.0f} compute-s, best "
         f"{reference[label][1]:.4f}" for label, ts in searches.items()))
@@ -298,7 +319,7 @@ def main() -> None:
                 max_iter, args.startup_trials, spec[1], spec[0], args.reduction_factor,
                 args.sigmas, spec[2])
             stops, best = replay(ts, window, max_iter, pruner)
-            seconds = sum(cost(t, stop, max_iter) for t, stop in zip(ts, stops, strict=True))
+            seconds = search_cost(ts, stops, max_iter, args.imports)
             share = seconds / reference[label][0]
             gap = best - reference[label][1]
             ok = share <= args.target_share and gap >= -args.target_dice
@@ -313,7 +334,8 @@ def main() -> None:
         shares = []
         for label, ts in searches.items():
             top = max(ts, key=lambda t: t.value)
-            seconds = sum(cost(t, max_iter if t is top else rung, max_iter) for t in ts)
+            seconds = search_cost(ts, [max_iter if t is top else rung for t in ts], max_iter,
+                                  args.imports)
             shares.append(f"{seconds / reference[label][0]:.0%} s")
         print(f"  oracle stopping all but the best at {rung}: {' | '.join(shares)}")
     print(f"  (* ≤ {args.target_share:.0%} of the unpruned compute-seconds with the best Dice "

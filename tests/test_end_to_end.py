@@ -9,7 +9,6 @@ trial, in studies/tiny.toml) has something to prune.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import optuna
@@ -18,26 +17,12 @@ import pytest
 from lrsearch import cli
 from lrsearch.nifty.console import parse_line
 from lrsearch.search.schedules import from_dict
-from tests.tiny import TINY_SPACE, tiny_config
+from tests.tiny import TINY_SPACE, niftynet_processes, tiny_config
 
 MAX_ITER = 30
 VALIDATE_EVERY = 5
 
 pytestmark = pytest.mark.slow
-
-
-def _processes_mentioning(fragment: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if fragment in cmdline:
-            found.append(int(pid))
-    return found
 
 
 def test_three_trial_study_on_niftynet(tmp_path, capsys):
@@ -88,7 +73,7 @@ def test_three_trial_study_on_niftynet(tmp_path, capsys):
     assert "pruned at iteration" in pruned.user_attrs["stop_reason"]
     assert pruned.user_attrs["iterations"] < MAX_ITER
     # the pruned child and anything it started are gone
-    assert _processes_mentioning(str(tmp_path)) == []
+    assert niftynet_processes(str(tmp_path)) == []
     assert "Trial 1 pruned." in captured.err
 
 

@@ -29,7 +29,7 @@ from lrsearch.run import study as run_study
 from lrsearch.run import workers
 from lrsearch.run.trial import TrialFailed
 from lrsearch.run.workers import FailureStreak
-from tests.tiny import TINY_SPACE, side_by_side, tiny_config
+from tests.tiny import TINY_SPACE, niftynet_processes, side_by_side, tiny_config
 
 State = optuna.trial.TrialState
 REPO = Path(__file__).resolve().parents[1]
@@ -171,8 +171,6 @@ def test_identical_failures_stop_the_worker_with_their_cause(window_too_large, c
 def test_two_slots_stop_together(window_too_large, capsys):
     """--jobs 2: the slots' failures count together; a trial still running in the other slot
     when the third failure comes is stopped and re-queued, not left to run."""
-    from tests.test_end_to_end import _processes_mentioning
-
     config, storage = window_too_large
     assert optimize(config, storage, "--trials", "8", "--jobs", "2") == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -186,7 +184,7 @@ def test_two_slots_stop_together(window_too_large, capsys):
         assert (trial.state == State.WAITING or
                 "the worker was stopped (re-queued)" in trial.user_attrs["stop_reason"])
     assert len(trials) <= 6
-    assert _processes_mentioning(str(config.parent / "models")) == []
+    assert niftynet_processes(str(config.parent / "models")) == []
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ PostgreSQL on 127.0.0.1 (tests/postgres.py). Workers are real ``lrsearch optimiz
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 from lrsearch.nifty.contract import checkpoint_iteration
 from tests.postgres import PostgresServer
-from tests.tiny import TINY_SPACE, selected_params, side_by_side, tiny_config
+from tests.tiny import TINY_SPACE, niftynet_processes, selected_params, side_by_side, tiny_config
 
 pytestmark = pytest.mark.slow
 State = optuna.trial.TrialState
@@ -66,24 +65,13 @@ def wait_until(condition, proc: subprocess.Popen, log: Path, what: str,
 
 def kill_worker(proc: subprocess.Popen, fragment: str) -> None:
     """SIGKILL, then the NiftyNet child must die with it (parent-death signal)."""
+    assert set(niftynet_processes(fragment)) - {proc.pid}  # its NiftyNet child runs now
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = time.monotonic()
-    while niftynet_children(fragment) and time.monotonic() - killed_at < 10:
+    while niftynet_processes(fragment) and time.monotonic() - killed_at < 10:
         time.sleep(0.2)
-    assert niftynet_children(fragment) == []  # the orphan died with its worker
-
-
-def niftynet_children(fragment: str) -> list[int]:
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "niftynet_main" in cmdline and fragment in cmdline:
-            pids.append(int(pid))
-    return pids
+    assert niftynet_processes(fragment) == []  # the orphan died with its worker
 
 
 def test_worker_processes_reach_exactly_n_trials(postgres, tmp_path):
@@ -219,7 +207,7 @@ def _sigterm_stops_the_worker_and_the_same_command_continues(postgres, tmp_path)
     text = log_a.read_text()
     assert "run the same command again to continue the study" in text
     assert "Traceback" not in text
-    assert niftynet_children(str(tmp_path)) == []  # stopped, not orphaned
+    assert niftynet_processes(str(tmp_path)) == []  # stopped, not orphaned
     study = optuna.load_study(study_name="term", storage=postgres.url)
     stopped, queued = study.trials
     assert stopped.state == State.FAIL and queued.state == State.WAITING

@@ -30,7 +30,7 @@ def test_stored_keys_are_the_ones_existing_studies_hold():
         "RESUMED_FROM_ITERATION": "resumed_from_iteration", "RETRY_OF": "retry_of",
         "ITERATIONS_TO_TARGET": "iterations_to_target",
         "CHECKPOINT_ARTIFACT": "checkpoint_artifact", "SEED": "seed", "BASELINE": "baseline",
-        "REPEAT_OF": "repeat_of", "REPEAT_ROUND": "repeat_round",
+        "REPEAT_OF": "repeat_of", "REPEAT_ROUND": "repeat_round", "FORKED": "forked",
     }
     assert _keys(StudyAttr) == {
         "CONFIG": "config", "MAX_ITER": "max_iter", "SPLIT_FILE": "split_file",

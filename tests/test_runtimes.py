@@ -88,6 +88,7 @@ def test_runtime_trains_and_reports_dice(runtime, request, commands):
     (trial,) = optuna.load_study(study_name="rt", storage=storage).get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("stop_reason")
     assert trial.user_attrs["command"].split()[0] == python
+    assert trial.user_attrs["forked"] is True  # from this runtime's fork server (Python 3.7 on tf1)
     assert sorted(trial.intermediate_values) == list(range(VALIDATE_EVERY, MAX_ITER + 1,
                                                            VALIDATE_EVERY))
     assert all(0.0 <= v <= 1.0 for v in trial.intermediate_values.values())

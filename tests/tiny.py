@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,24 @@ def tiny_config(tmp_path: Path, subjects: int = 5, validate_every: int = 5,
     config = tmp_path / "tiny.ini"
     config.write_text(text)
     return config
+
+
+def niftynet_processes(fragment: str) -> list[int]:
+    """Live processes (not this one) whose command line mentions ``fragment``, or that are
+    NiftyNet children (new or forked from a fork server, whose command line is the server's)
+    working in a folder under ``fragment``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(f"/proc/{pid}/cwd") if "lrsearch.engines.child" in cmdline else ""
+        except OSError:
+            continue
+        if fragment in cmdline or cwd.startswith(fragment):
+            found.append(int(pid))
+    return found
 
 
 def write_volumes(directory: Path, shape: tuple[int, ...], *, subjects: int = 3,

@@ -293,7 +293,7 @@ def fork_server(python: str, env: Mapping[str, str]) -> ForkServer | None:
     try:
         server = ForkServer(python, env)
     except (OSError, ServerGone) as error:
-        logger.debug("starting children without a fork server: %s", error)
+        logger.warning("trials start as new processes, each importing TensorFlow: %s", error)
         return None
     with _SERVERS_LOCK:
         _SERVERS.add(server)

@@ -45,6 +45,7 @@ class TrialAttr:
     ITERATIONS: Final = "iterations"  # iterations run (so far, while running)
     WALL_SECONDS: Final = "wall_seconds"  # wall time of the training
     TIMING: Final = "timing"  # seconds by phase: imports, setup, training, evaluation
+    FORKED: Final = "forked"  # its child was forked from a fork server (imports done already)
     ITERATIONS_PER_SECOND: Final = "iterations_per_second"  # training speed
     STOP_REASON: Final = "stop_reason"  # why a pruned or failed trial stopped
     FINAL_DICE: Final = "final_dice"  # mean whole-volume Dice of the final model

@@ -7,7 +7,9 @@ with NiftyNet ``net_run`` argument lists, the child's environment naming the sch
 (``VALIDATION_SEED_ENV``) with the file the child logs each validation window to
 (``VALIDATION_LOG_ENV``), and putting lrsearch, and nothing else, on its ``PYTHONPATH``. The
 child prints the console variables ``DICE_NAME`` and ``LR_NAME`` and saves checkpoints where
-NiftyNet does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines).
+NiftyNet does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines). The
+same runs may instead be requested from a fork server (``python -m
+lrsearch.engines.child.server``), which forks a child that has imported TensorFlow already.
 
 Imported by the child as well (:mod:`lrsearch.engines.child`): standard library only, Python 3.7.
 """

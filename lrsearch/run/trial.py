@@ -280,6 +280,7 @@ def run_trial(
         env["CUDA_VISIBLE_DEVICES"] = gpu
     child = ctx.runtime.start(trial_runs(config_path, infer_split), env, cwd=directory,
                               log_path=directory / contract.CONSOLE_LOG)
+    trial.set_user_attr(TrialAttr.FORKED, child.served)
     progress = _Progress(last_iteration=resume.iteration if resume else 0, max_iter=ctx.max_iter)
     if ctx.checkpoint_store is not None:
         record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}
