@@ -60,8 +60,8 @@ class ChildProcess:
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path,
                  server: ForkServer | None = None, runs: Sequence[Sequence[str]] = ()):
-        """``server`` (with the ``runs`` that ``command`` names): fork the child from it; a
-        server that is gone by now is replaced by a new process."""
+        """``server`` (with the ``runs`` that ``command`` names): fork the child from it; if
+        that server is gone, the child starts as a new process instead."""
         self.command = list(command)
         self.log_path = log_path
         self._log = open(log_path, "a", buffering=1)

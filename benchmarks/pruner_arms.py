@@ -1,0 +1,107 @@
+"""The default pruner as a real study against unpruned random search, seed by seed.
+
+Per ``--tasks`` task and ``--seeds`` seed, one study after the other, one trial at a time:
+
+  (a) TPE + the default pruner (studies/default.toml's [pruner]): what ``lrsearch optimize``
+      searches with, minus the config baseline (search_efficiency's arm (a));
+  (b) random search over the same space, no pruning, the same trial count: the reference
+      (search_efficiency's arm (b)).
+
+Each arm prints its trials (how many stopped), training iterations, compute-seconds (trial wall
+times summed: imports, set-up, training, evaluation), elapsed wall time, and best whole-volume
+Dice; then (a)'s share of (b)'s compute-seconds and iterations, and Δ best = (a) − (b), per
+seed and over seeds (mean, sd), against the target: ≤ 20 % of (b)'s compute-seconds with the
+best within 0.005, on ≥ 3 of 4 seeds. Unlike benchmarks/pruning_replay.py, (a) is TPE
+proposing after its 10 random start-up trials, and every trial's cost is measured, not
+replayed. Trials are forked from the fork server (the default), in both arms.
+
+Studies are named as search_efficiency.py names them: ``--work`` continues a folder.
+
+    python benchmarks/pruner_arms.py --work DIR [--tasks tissue brain] [--seeds 0 1 2 3] \
+        [--trials 15] [--max-iter 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+from lrsearch.demo import ensure_demo_data
+from lrsearch.paths import DEFAULT_SPACE, DEMOS
+from lrsearch.search.space import load_space
+
+TARGET_SHARE = 0.2
+TARGET_DICE = 0.005
+
+
+def _row(name: str, study: optuna.Study) -> str:
+    import search_efficiency as se  # the sibling script: the same studies, names and workers
+
+    cost = se._cost(study)
+    stopped = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return (f"  {name}: {len(study.trials)} trials ({stopped} stopped), {cost['iterations']} it, "
+            f"{cost['seconds']:.0f} compute-s, elapsed {cost['elapsed']:.0f} s, best "
+            f"{study.best_value:.4f}")
+
+
+def one_seed(work: Path, task: str, seed: int, trials: int, max_iter: int) -> dict:
+    import search_efficiency as se
+
+    kind = load_space(DEFAULT_SPACE).pruner
+
+    def plan(name: str):
+        return se._plan(work, task, f"{name}-{seed}", DEFAULT_SPACE, trials, max_iter, seed)
+
+    started = time.monotonic()
+    pruned = se._run(plan(f"a-tpe-{kind}"))
+    reference = se._run(plan("b-random"), optuna.samplers.RandomSampler(seed),
+                        optuna.pruners.NopPruner())
+    a, b = se._cost(pruned), se._cost(reference)
+    result = {"share": a["seconds"] / b["seconds"], "iterations": a["iterations"] / b["iterations"],
+              "delta": pruned.best_value - reference.best_value}
+    print(f"{task}, seed {seed} ({(time.monotonic() - started) / 60:.1f} min this run):")
+    print(_row(f"(a) TPE + {kind} (default)", pruned))
+    print(_row("(b) random, unpruned", reference))
+    met = result["share"] <= TARGET_SHARE and result["delta"] >= -TARGET_DICE
+    print(f"  (a) / (b): {result['share']:.0%} of the compute-seconds, {result['iterations']:.0%} "
+          f"of the iterations, Δ best {result['delta']:+.4f}{'  target met' if met else ''}",
+          flush=True)
+    return {**result, "met": met}
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    if len(values) < 2:
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} (sd {format(statistics.stdev(values), fmt)})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--tasks", nargs="+", choices=sorted(DEMOS), default=["tissue", "brain"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--trials", type=int, default=15)
+    parser.add_argument("--max-iter", type=int, default=200)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    work = args.work.absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    for task in args.tasks:
+        ensure_demo_data(DEMOS[task][1], task=task)
+        results = [one_seed(work, task, seed, args.trials, args.max_iter) for seed in args.seeds]
+        met = sum(r["met"] for r in results)
+        print(f"{task}, {len(results)} seeds of {args.trials} trials: (a) spends "
+              f"{_spread([r['share'] for r in results], '.0%')} of (b)'s compute-seconds, "
+              f"{_spread([r['iterations'] for r in results], '.0%')} of its iterations, "
+              f"Δ best {_spread([r['delta'] for r in results], '+.4f')}; target (≤ "
+              f"{TARGET_SHARE:.0%}, Δ ≥ −{TARGET_DICE:g}) met on {met} of {len(results)}\n",
+              flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
