@@ -24,6 +24,7 @@ Studies are named as search_efficiency.py names them: ``--work`` continues a fol
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -91,6 +92,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     work = args.work.absolute()
     work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)  # the demo configs find their data relative to the working directory
     for task in args.tasks:
         ensure_demo_data(DEMOS[task][1], task=task)
         results = [one_seed(work, task, seed, args.trials, args.max_iter) for seed in args.seeds]
