@@ -165,12 +165,15 @@ def _reading(ctx: TrialContext, trial: optuna.trial.FrozenTrial, target: float,
 
 
 def _with_pruner(work: Path, kind: str) -> Path:
-    """The default space with another [pruner] kind."""
+    """The default space with another [pruner] kind, read as a [pruner] table that names only
+    its kind (its documented warm-up, no top_k): the default's rung and top 2 are its own."""
     path = work / f"default-{kind}.toml"
-    text = DEFAULT_SPACE.read_text()
+    lines = DEFAULT_SPACE.read_text().splitlines(keepends=True)
     default_kind = f'kind = "{load_space(DEFAULT_SPACE).pruner}"'
-    assert default_kind in text, default_kind
-    path.write_text(text.replace(default_kind, f'kind = "{kind}"'))
+    assert any(line.startswith(default_kind) for line in lines), default_kind
+    kept = [f'kind = "{kind}"\n' if line.startswith(default_kind) else line for line in lines
+            if not line.startswith(("warmup_fraction =", "top_k ="))]
+    path.write_text("".join(kept))
     return path
 
 
