@@ -11,7 +11,8 @@ the last of a running or completed trial (its final model, reachable from every 
 or failed trial's is removed.
 
 The artifact is written before the attribute points at it, so a worker killed mid-upload leaves
-the attribute on the previous, complete checkpoint.
+the attribute on the previous, complete checkpoint. The artifact it was writing then stays in
+the store, recorded nowhere (a known leak of one checkpoint per killed worker).
 """
 
 from __future__ import annotations
