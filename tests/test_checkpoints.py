@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import optuna
+import pytest
 
 from lrsearch.nifty import contract
 from lrsearch.nifty.contract import checkpoint_iteration
@@ -54,6 +55,69 @@ def test_each_save_replaces_the_trials_previous_copy_and_restores_anywhere(tmp_p
     assert list((tmp_path / "store").iterdir()) == []
     assert trial.user_attrs["checkpoint_artifact"] is None
     assert checkpoints.restore(store, record, tmp_path / "node-c" / "model") is None
+
+
+class KilledAt(Exception):
+    """The worker dies here (raised from inside a storage or store call)."""
+
+
+def _retry(study: optuna.Study, original: optuna.Trial) -> optuna.Trial:
+    """What the heartbeat's retry callback does: a new trial with the original's user
+    attributes."""
+    frozen = study._storage.get_trial(original._trial_id)
+    study.enqueue_trial({}, user_attrs=dict(frozen.user_attrs))
+    return study.ask()
+
+
+def _killed_uploader(tmp_path, store, kill_in: str, trial: optuna.Trial):
+    """An uploader whose worker is killed in ``kill_in`` ("write": writing iteration 10's
+    artifact; "remove": between recording it and removing iteration 5's)."""
+    models = tmp_path / "node-a" / "model" / "models"
+    uploader = checkpoints.CheckpointUploader.for_trial(trial, store, models)
+    saved_model(models, 5)
+    uploader.saved(5)
+    saved_model(models, 10)
+
+    class Dying:
+        def write(self, artifact_id, content):
+            if kill_in == "write":
+                store.write(artifact_id, io.BytesIO(content.read(100)))  # part of the tar
+                raise KilledAt(kill_in)
+            store.write(artifact_id, content)
+
+        def remove(self, artifact_id):
+            if kill_in == "remove":
+                raise KilledAt(kill_in)
+            store.remove(artifact_id)
+
+    uploader.store = Dying()
+    try:
+        uploader.saved(10)
+    except KilledAt:
+        pass
+    return uploader
+
+
+@pytest.mark.parametrize("kill_in", ["write", "remove"])
+def test_a_retry_removes_what_its_killed_original_left_in_the_store(tmp_path, kill_in):
+    study = optuna.create_study()
+    original = study.ask()
+    store = checkpoints.open_store(tmp_path / "store")
+    _killed_uploader(tmp_path, store, kill_in, original)
+    assert len(list((tmp_path / "store").iterdir())) == 2  # one of them recorded as the last
+    recorded = original.user_attrs["checkpoint_artifact"]
+    assert recorded["iteration"] == (5 if kill_in == "write" else 10)
+
+    retry = _retry(study, original)
+    models = tmp_path / "node-b" / "model" / "models"
+    uploader = checkpoints.CheckpointUploader.for_trial(retry, store, models)
+    # only the recorded checkpoint is left, and the retry resumes from it
+    assert [p.name for p in (tmp_path / "store").iterdir()] == [recorded["artifact_id"]]
+    assert checkpoints.restore(store, recorded, models.parent) == recorded["iteration"]
+    saved_model(models, 15)
+    uploader.saved(15)  # the retry's first upload replaces its original's
+    assert [p.name for p in (tmp_path / "store").iterdir()] == [
+        retry.user_attrs["checkpoint_artifact"]["artifact_id"]]
 
 
 def test_restore_writes_nothing_outside_the_models_folder(tmp_path):

@@ -29,7 +29,8 @@ def test_stored_keys_are_the_ones_existing_studies_hold():
         "LAST_WINDOW_DICE": "last_window_dice",
         "RESUMED_FROM_ITERATION": "resumed_from_iteration", "RETRY_OF": "retry_of",
         "ITERATIONS_TO_TARGET": "iterations_to_target",
-        "CHECKPOINT_ARTIFACT": "checkpoint_artifact", "SEED": "seed", "BASELINE": "baseline",
+        "CHECKPOINT_ARTIFACT": "checkpoint_artifact", "CHECKPOINT_PENDING": "checkpoint_pending",
+        "SEED": "seed", "BASELINE": "baseline",
         "REPEAT_OF": "repeat_of", "REPEAT_ROUND": "repeat_round", "FORKED": "forked",
     }
     assert _keys(StudyAttr) == {

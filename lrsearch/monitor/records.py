@@ -55,6 +55,7 @@ class TrialAttr:
     RETRY_OF: Final = "retry_of"  # number of the failed trial a retry re-runs
     ITERATIONS_TO_TARGET: Final = "iterations_to_target"  # first iteration reaching the target
     CHECKPOINT_ARTIFACT: Final = "checkpoint_artifact"  # the last checkpoint in the store
+    CHECKPOINT_PENDING: Final = "checkpoint_pending"  # the artifact id of the upload under way
     SEED: Final = "seed"  # the training seed; the same seed repeats the run (a retry keeps it)
     BASELINE: Final = "baseline"  # which baseline the trial runs ("config", "poly", "one-cycle")
     REPEAT_OF: Final = "repeat_of"  # a finalist repeat: the number of the trial it retrains

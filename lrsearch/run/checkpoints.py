@@ -11,8 +11,11 @@ the last of a running or completed trial (its final model, reachable from every 
 or failed trial's is removed.
 
 The artifact is written before the attribute points at it, so a worker killed mid-upload leaves
-the attribute on the previous, complete checkpoint. The artifact it was writing then stays in
-the store, recorded nowhere (a known leak of one checkpoint per killed worker).
+the attribute on the previous, complete checkpoint. Nothing is left in the store unrecorded: the
+trial names each upload in ``checkpoint_pending`` before writing it, and the record names the
+checkpoint it replaces until that one is removed. A retry inherits both and removes what its
+killed original left (:meth:`CheckpointUploader.for_trial`): the upload it was writing, or the
+checkpoint its last upload replaced.
 """
 
 from __future__ import annotations
@@ -49,11 +52,25 @@ class CheckpointUploader:
     models_dir: Path
     uploaded: str | None = None  # this trial's newest artifact id
 
+    @classmethod
+    def for_trial(cls, trial: optuna.Trial, store: Any, models_dir: Path) -> CheckpointUploader:
+        """The uploader of ``trial``. A retry's replaces its original's recorded checkpoint with
+        its first upload, and at once removes what its original, killed, left unrecorded."""
+        record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}
+        recorded = record.get("artifact_id")
+        uploader = cls(trial, store, models_dir, uploaded=recorded)
+        for leftover in (trial.user_attrs.get(TrialAttr.CHECKPOINT_PENDING),
+                         record.get("replaces")):
+            if leftover and leftover != recorded:
+                uploader.remove(leftover)
+        return uploader
+
     def saved(self, iteration: int) -> None:
         files = contract.checkpoint_files(self.models_dir, iteration)
         if not files:
             return
         artifact_id = f"checkpoint-{uuid.uuid4().hex}.tar"
+        self.trial.set_user_attr(TrialAttr.CHECKPOINT_PENDING, artifact_id)
         with tempfile.TemporaryFile() as buffer:
             with tarfile.open(fileobj=buffer, mode="w") as tar:
                 for path in files:
@@ -61,9 +78,10 @@ class CheckpointUploader:
             size = buffer.tell()
             buffer.seek(0)
             self.store.write(artifact_id, buffer)
-        record = {"artifact_id": artifact_id, "iteration": iteration, "bytes": size}
-        self.trial.set_user_attr(TrialAttr.CHECKPOINT_ARTIFACT, record)
         previous, self.uploaded = self.uploaded, artifact_id
+        record = {"artifact_id": artifact_id, "iteration": iteration, "bytes": size,
+                  "replaces": previous}
+        self.trial.set_user_attr(TrialAttr.CHECKPOINT_ARTIFACT, record)
         if previous is not None:
             self.remove(previous)
 

@@ -283,11 +283,9 @@ def run_trial(
     trial.set_user_attr(TrialAttr.FORKED, child.served)
     progress = _Progress(last_iteration=resume.iteration if resume else 0, max_iter=ctx.max_iter)
     if ctx.checkpoint_store is not None:
-        record = trial.user_attrs.get(TrialAttr.CHECKPOINT_ARTIFACT) or {}
-        progress.uploader = checkpoints.CheckpointUploader(
+        progress.uploader = checkpoints.CheckpointUploader.for_trial(
             trial, checkpoints.open_store(ctx.checkpoint_store),
-            directory / contract.MODEL / "models",
-            uploaded=record.get("artifact_id"))  # a retry replaces its original's
+            directory / contract.MODEL / "models")
     if stopping is not None and stopping.is_set():  # the worker began stopping meanwhile
         child.stop()
     try:
