@@ -9,8 +9,9 @@ N trials per ``--seeds`` seed), and prints:
   Spearman's (with a 95 % bootstrap interval over trials) and Kendall's rank correlations
   between the raw validation Dice, or the mean of its last k rounds (``--window``), and the
   trial's final whole-volume Dice;
-- for each pruner (``--arms``, ``kind[@warmup_fraction][:top_k]``, built by lrsearch's own
-  make_pruner), replaying the trials in their order, one search per study or per block of a
+- for each pruner (``--arms``, ``kind[@warmup_fraction][:top_k][+peak]``, built by lrsearch's
+  own make_pruner; ``+peak``: top_k_rung judging a trial still warming up at the rung once it
+  has warmed up), replaying the trials in their order, one search per study or per block of a
   study (``--blocks 4``: 60 trials become 4 searches of 15): the share of the iterations and of
   the compute-seconds it would have spent (each trial's measured fixed cost, its training up to
   the stop, its evaluation only if it reached the end) and its best final Dice against the
@@ -39,7 +40,8 @@ import numpy as np
 import optuna
 
 from lrsearch.monitor.records import StudyAttr, TrialAttr
-from lrsearch.search.space import OWN_KIND_WARMUP, PRUNERS, SearchSpace
+from lrsearch.paths import DEFAULT_SPACE
+from lrsearch.search.space import OWN_KIND_WARMUP, PRUNERS, SearchSpace, load_space
 from lrsearch.search.strategy import make_pruner
 
 
@@ -91,7 +93,8 @@ def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
     study = optuna.create_study(study_name="replay", direction="maximize", pruner=pruner)
     stops, best = [], float("-inf")
     for frozen in trials:
-        trial = study.ask()
+        study.enqueue_trial(frozen.params)  # the pruner may read a trial's schedule
+        trial = study.ask(frozen.distributions)
         judged = not frozen.user_attrs.get(TrialAttr.BASELINE)
         for step, value in averaged(frozen, window):
             trial.report(value, step)
@@ -154,13 +157,18 @@ def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
             f"({fixed / total:.0%})")
 
 
-def parse_arm(spec: str) -> tuple[str, float | None, int | None]:
-    """``kind[@warmup_fraction][:top_k]``, e.g. ``top_k_rung@0.1:2``."""
-    rest, _, top_k = spec.partition(":")
+def parse_arm(spec: str) -> tuple[str, float | None, int | None, bool]:
+    """``kind[@warmup_fraction][:top_k][+peak]``, e.g. ``top_k_rung@0.1:2``; ``+peak``
+    (top_k_rung): a trial still warming up at the rung is judged once warmed up
+    (SearchSpace.warmed_up)."""
+    rest, plus, after = spec.partition("+")
+    if plus and after != "peak":
+        raise argparse.ArgumentTypeError(f"unknown option +{after} in {spec!r} (+peak)")
+    rest, _, top_k = rest.partition(":")
     kind, _, fraction = rest.partition("@")
-    if kind not in PRUNERS or kind == "none":
+    if kind not in PRUNERS or kind == "none" or (plus and kind != "top_k_rung"):
         raise argparse.ArgumentTypeError(f"unknown pruner kind {kind!r} in {spec!r}")
-    return kind, float(fraction) if fraction else None, int(top_k) if top_k else None
+    return kind, float(fraction) if fraction else None, int(top_k) if top_k else None, bool(plus)
 
 
 def replicates(studies: dict[str, list[optuna.trial.FrozenTrial]],
@@ -181,7 +189,7 @@ def run_unpruned(work: Path, task: str, seeds: list[int], trials: int, max_iter:
     import search_efficiency  # the sibling script: the same studies, names and workers
 
     from lrsearch.demo import ensure_demo_data
-    from lrsearch.paths import DEFAULT_SPACE, DEMOS
+    from lrsearch.paths import DEMOS
 
     work.mkdir(parents=True, exist_ok=True)
     ensure_demo_data(DEMOS[task][1], task=task)
@@ -307,17 +315,22 @@ def main() -> None:
         f"{reference[label][1]:.4f}" for label, ts in searches.items()))
     arms = [(f"successive halving on the mean of last {w}", w, None) for w in args.window
             if w != 1]
-    for kind, fraction, top_k in args.arms:
+    for kind, fraction, top_k, peak in args.arms:
         fraction = args.warmup_fraction if fraction is None else fraction
         name = kind + ("" if fraction == args.warmup_fraction else f"@{fraction:g}") + \
-            (f":{top_k}" if top_k else "")
-        arms.append((name, 1, (kind, fraction, top_k or args.top_k)))
+            (f":{top_k}" if top_k else "") + ("+peak" if peak else "")
+        arms.append((name, 1, (kind, fraction, top_k or args.top_k, peak)))
+    space = load_space(DEFAULT_SPACE)  # search_efficiency's studies search the default space
+
+    def warmed_up(trial: optuna.trial.FrozenTrial) -> int:
+        return space.warmed_up(trial, max_iter)
+
     for name, window, spec in arms:
         shares, met = [], 0
         for label, ts in searches.items():
             pruner = None if spec is None else make_pruner(
                 max_iter, args.startup_trials, spec[1], spec[0], args.reduction_factor,
-                args.sigmas, spec[2])
+                args.sigmas, spec[2], not_before=warmed_up if spec[3] else None)
             stops, best = replay(ts, window, max_iter, pruner)
             seconds = search_cost(ts, stops, max_iter, args.imports)
             share = seconds / reference[label][0]

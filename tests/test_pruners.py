@@ -12,8 +12,9 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from lrsearch.errors import SpaceError
+from lrsearch.paths import DEFAULT_SPACE
 from lrsearch.search.pruners import CurvePruner, TopKRungPruner, forecast
-from lrsearch.search.space import parse_space
+from lrsearch.search.space import load_space, parse_space
 from lrsearch.search.strategy import make_pruner, pruned_because
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -237,3 +238,63 @@ def test_no_trial_is_judged_at_its_last_iteration():
     # asked there, the pruner would have stopped it
     assert _report(study.ask(), (MAX_ITER, 0.5), _Progress(), observer).startswith(
         f"pruned at iteration {MAX_ITER}: validation Dice 0.5000 not within the best 1/3")
+
+
+def test_top_k_rung_judges_a_trial_still_warming_up_once_it_has_warmed_up():
+    """With ``not_before``, a trial whose schedule peaks after the rung is judged at its first
+    report once warmed up, against the others there (or, stopped earlier, at their last)."""
+    warm_up = {0: 1, 1: 1, 2: 1, 3: 1, 4: 30, 5: 30, 6: 30}  # by trial number
+    pruner = make_pruner(MAX_ITER, warmup_fraction=0.05, kind="top_k_rung", top_k=2,
+                         not_before=lambda t: warm_up[t.number])
+    study = study_with([], pruner)
+    # two went on from the rung (10) and reached 30; two were stopped at the rung
+    for values in ({10: 0.6, 20: 0.7, 30: 0.75, 200: 0.8}, {10: 0.5, 20: 0.6, 30: 0.7, 200: 0.75},
+                   {10: 0.3}, {10: 0.2}):
+        study.add_trial(create_trial(state=TrialState.COMPLETE if 200 in values else
+                                     TrialState.PRUNED, value=values.get(200),
+                                     intermediate_values=values))
+    rounds = {4: {10: 0.1, 20: 0.4, 30: 0.72}, 5: {10: 0.1, 20: 0.4, 30: 0.65},
+              6: {10: 0.25, 20: 0.35}}
+    for number, values in rounds.items():
+        trial = study.ask()
+        assert trial.number == number
+        for step, value in sorted(values.items()):
+            trial.report(value, step)
+            judged = pruner.standing(study, study._storage.get_trial(trial._trial_id))
+            assert (judged is not None) == (step == 30)  # not at the rung: still warming up
+        pruned = trial.should_prune()
+        frozen = study._storage.get_trial(trial._trial_id)
+        if number == 5:
+            assert pruned_because(study, frozen) == (
+                "ranked 4 of the 6 trials at the rung (iteration 30, once its schedule had "
+                "warmed up); only the best 2 go on (one rung, top-k)")
+        study.tell(trial, state=TrialState.PRUNED) if pruned else study.tell(trial, 0.7)
+        # 0.72 ranks 2nd of 0.75, 0.70, 0.30, 0.20; then 0.65 4th (trial 4 went on, at 0.72);
+        # trial 6 is still warming up at its last report
+        assert pruned == (number == 5)
+    # without it, the same trial is judged at the rung (10), where it ranks last
+    plain = make_pruner(MAX_ITER, warmup_fraction=0.05, kind="top_k_rung", top_k=2)
+    study = study_with([], plain)
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.8,
+                                 intermediate_values={10: 0.6, 30: 0.75, 200: 0.8}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={10: 0.3}))
+    assert verdict(study, {10: 0.1})
+
+
+def test_a_trials_warm_up_ends_where_its_schedule_first_peaks():
+    space = load_space(DEFAULT_SPACE)
+    study = optuna.create_study()
+    cases = [({"family": "constant", "base_lr": 1e-3, "warmup.enabled": False}, 0),
+             ({"family": "constant", "base_lr": 1e-3, "warmup.enabled": True,
+               "warmup.iters_frac": 0.05, "warmup.start_factor": 0.1}, 10),
+             ({"family": "one_cycle", "base_lr": 1e-2, "one_cycle.pct_start": 0.3,
+               "one_cycle.anneal_strategy": "cos", "one_cycle.div_factor": 25.0,
+               "one_cycle.final_div_factor": 1e4, "one_cycle.three_phase": False}, 59),
+             ({"family": "cyclic", "base_lr": 1e-2, "cyclic.mode": "triangular",
+               "cyclic.lower_ratio": 0.1, "cyclic.step_frac": 0.1}, 20)]
+    for params, warmed_up in cases:
+        study.enqueue_trial(params)
+        trial = study.ask()
+        space.suggest(trial, MAX_ITER)
+        study.tell(trial, 0.5)
+        assert space.warmed_up(study.trials[-1], MAX_ITER) == warmed_up, params

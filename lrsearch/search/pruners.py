@@ -184,28 +184,49 @@ class TopKRungPruner(optuna.pruners.BasePruner):
     again. Optuna's SuccessiveHalvingPruner cannot be configured to this: its rungs go on every
     ``reduction_factor`` times further, and one that falls on the last iteration would stop a
     trial that has already paid for all of it.
+
+    With ``not_before`` (trial → iterations, e.g. :meth:`SearchSpace.warmed_up`), a trial whose
+    schedule is still warming up at the rung is judged instead at its first report once warmed
+    up, against the other trials' Dice at that same report or, for those stopped before it,
+    their last.
     """
 
     def __init__(self, rung_step: int, max_iter: int, top_k: int | None = None,
-                 reduction_factor: int = 3) -> None:
+                 reduction_factor: int = 3,
+                 not_before: Callable[[FrozenTrial], int] | None = None) -> None:
         self.rung_step = max(1, rung_step)
         self.max_iter = max_iter
         self.top_k = top_k
         self.reduction_factor = reduction_factor
+        self.not_before = not_before
+        self._not_before: dict[int, int] = {}  # by trial number
 
-    def _at_rung(self, trial: FrozenTrial) -> tuple[int, float] | None:
-        """The trial's first report at or past the rung."""
-        return next(((i, d) for i, d in _rounds(trial) if i >= self.rung_step), None)
+    def judged_at(self, trial: FrozenTrial) -> int:
+        """The iteration from which the trial is judged (at its first report there)."""
+        if self.not_before is None:
+            return self.rung_step
+        if trial.number not in self._not_before:
+            self._not_before[trial.number] = self.not_before(trial)
+        return max(self.rung_step, self._not_before[trial.number])
+
+    @staticmethod
+    def _first_at(trial: FrozenTrial, step: int) -> tuple[int, float] | None:
+        """The trial's first report at or past ``step``."""
+        return next(((i, d) for i, d in _rounds(trial) if i >= step), None)
 
     def standing(self, study: optuna.Study, trial: FrozenTrial) -> tuple[int, int, int] | None:
-        """(rank of the trial at the rung from 1, trials that reached it, how many go on);
-        None unless the trial's last report is its first at the rung."""
-        own = self._at_rung(trial)
+        """(rank of the trial where it is judged from 1, trials that reached the rung, how many
+        go on); None unless the trial's last report is the one it is judged at."""
+        own = self._first_at(trial, self.judged_at(trial))
         if own is None or own[0] != trial.last_step or own[0] >= self.max_iter:
             return None
-        others = [self._at_rung(t) for t in study.get_trials(deepcopy=False)
-                  if t.number != trial.number]
-        values = [v for _, v in filter(None, others) if math.isfinite(v)]
+        values = []
+        for other in study.get_trials(deepcopy=False):
+            if other.number == trial.number or self._first_at(other, self.rung_step) is None:
+                continue
+            there = self._first_at(other, own[0]) or _rounds(other)[-1]
+            if math.isfinite(there[1]):
+                values.append(there[1])
         reached = len(values) + 1
         keep = self.top_k if self.top_k is not None else max(1, reached // self.reduction_factor)
         rank = 1 + sum(v > own[1] for v in values)
@@ -220,5 +241,8 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         if standing is None:
             return "at the rung"
         rank, reached, keep = standing
-        return (f"ranked {rank} of the {reached} trials at the rung (iteration {self.rung_step}); "
+        where = f"iteration {self.rung_step}"
+        if self.judged_at(trial) > self.rung_step:
+            where = f"iteration {trial.last_step}, once its schedule had warmed up"
+        return (f"ranked {rank} of the {reached} trials at the rung ({where}); "
                 f"only the best {keep} go on (one rung, top-k)")

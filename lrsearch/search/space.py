@@ -253,6 +253,15 @@ class SearchSpace:
             optimiser = trial.suggest_categorical(OPTIMISER_PARAM, self.optimisers)
         return TrialSetup(schedule, optimiser)
 
+    def warmed_up(self, trial: optuna.trial.FrozenTrial, total_iters: int) -> int:
+        """How many updates ``trial``'s schedule makes before its first at its highest learning
+        rate: 0 for a schedule that starts at its peak; the length of a warm-up, of one-cycle's
+        rise or of a cyclic schedule's first half-cycle otherwise. Reads the trial's stored
+        parameters."""
+        schedule = self.suggest(trial, total_iters).schedule
+        rates = [schedule.lr(i) for i in range(total_iters)]
+        return rates.index(max(rates))
+
     def _suggest_namespace(self, trial: optuna.trial.BaseTrial,
                            namespace: str) -> dict[str, Any]:
         values: dict[str, Any] = {}

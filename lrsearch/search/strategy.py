@@ -95,7 +95,9 @@ def _tpe(seed: int | None) -> optuna.samplers.BaseSampler:
 
 def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float = 0.25,
                 kind: str = "asha", reduction_factor: int = 3, sigmas: float = 1.0,
-                top_k: int | None = None) -> optuna.pruners.BasePruner:
+                top_k: int | None = None,
+                not_before: Callable[[FrozenTrial], int] | None = None
+                ) -> optuna.pruners.BasePruner:
     """The study's pruner; ``kind`` as in a space's ``[pruner]`` table.
 
     Every rule leaves every trial alone for its first ``warmup_fraction`` of iterations: warm-up,
@@ -115,7 +117,8 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
       last iteration is more than ``sigmas`` standard deviations below the best trial's.
     - ``top_k_rung``: one rung at ``warmup_fraction``; a trial goes on only within the best
       ``top_k`` (or, without it, the best 1/``reduction_factor``) of the trials that reached it
-      (lrsearch.search.pruners.TopKRungPruner).
+      (lrsearch.search.pruners.TopKRungPruner); with ``not_before`` (SearchSpace.warmed_up),
+      a trial still warming up at the rung is judged once it has warmed up.
     - ``none``: every trial trains to the end.
     """
     warmup = int(max_iter * warmup_fraction)
@@ -133,7 +136,8 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
     if kind == "curve":
         return CurvePruner(max_iter, warmup, startup_trials=startup_trials, sigmas=sigmas)
     if kind == "top_k_rung":
-        return TopKRungPruner(warmup, max_iter, top_k=top_k, reduction_factor=reduction_factor)
+        return TopKRungPruner(warmup, max_iter, top_k=top_k, reduction_factor=reduction_factor,
+                              not_before=not_before)
     raise ValueError(f"unknown pruner kind {kind!r} ({', '.join(PRUNERS)})")
 
 
