@@ -167,6 +167,10 @@ def test_hyperband_has_brackets_from_the_warmup_to_the_last_iteration(factor, br
     ("top_k = true", "[pruner] top_k must be a positive integer, but got True"),
     ("top_k = 2.5", "[pruner] top_k must be a positive integer, but got 2.5"),
     ("sigma = 1", "unknown key 'sigma' in [pruner] (did you mean 'sigmas'?)"),
+    ("after_warmup = 1", "[pruner] after_warmup must be true or false, but got 1"),
+    ('kind = "asha"\nafter_warmup = true',
+     "[pruner] after_warmup is a top_k_rung option, but kind is 'asha': remove it or set "
+     "kind = \"top_k_rung\""),
 ])
 def test_bad_pruner_values_get_one_line(table, message):
     import tomllib
@@ -298,3 +302,29 @@ def test_a_trials_warm_up_ends_where_its_schedule_first_peaks():
         space.suggest(trial, MAX_ITER)
         study.tell(trial, 0.5)
         assert space.warmed_up(study.trials[-1], MAX_ITER) == warmed_up, params
+
+
+def test_a_study_with_after_warmup_judges_by_its_own_space(tmp_path):
+    """``after_warmup = true`` in a study's [pruner] gives its pruner the space's warm-up
+    lengths at the study's iterations; the default leaves it without."""
+    from lrsearch.run import study as run_study
+    from lrsearch.run.plan import StudyOptions
+    from tests.tiny import TINY_SPACE, tiny_config
+
+    config = tiny_config(tmp_path)
+    studies = []
+    for name, extra in (("plain", ""), ("after", "after_warmup = true\n")):
+        space = tmp_path / f"{name}.toml"
+        space.write_text(TINY_SPACE.read_text().split("[pruner]")[0] + "[warmup]\n"
+                         "enabled = [true]\niters_frac = [0.2, 0.2]\nstart_factor = [0.1, 0.1]\n"
+                         '[pruner]\nkind = "top_k_rung"\nwarmup_fraction = 0.1\n' + extra)
+        plan = run_study.prepare(StudyOptions(config, space, study_name=name,
+                                              storage_url=f"sqlite:///{tmp_path / 's.db'}"))
+        studies.append(run_study.load_or_create(plan))
+    plain, after = studies
+    assert plain.pruner.not_before is None
+    trial = after.ask()
+    load_space(tmp_path / "after.toml").suggest(trial, 20)
+    frozen = after._storage.get_trial(trial._trial_id)
+    assert after.pruner.judged_at(frozen) == 4  # a warm-up of 20 % of the tiny study's 20
+    assert after.pruner.rung_step == 2

@@ -205,6 +205,14 @@ def _best(study: optuna.Study) -> tuple[int, float] | None:
     return (best[0].number, best[0].value) if best else None
 
 
+def _warmed_up(plan: StudyPlan) -> Callable[[optuna.trial.FrozenTrial], int] | None:
+    """With the space's ``after_warmup``: how long a trial's schedule warms up, for the pruner."""
+    if not plan.space.pruner_after_warmup:
+        return None
+    space, max_iter = plan.space, plan.context.max_iter
+    return lambda trial: space.warmed_up(trial, max_iter)
+
+
 def load_or_create(plan: StudyPlan) -> optuna.Study:
     storage = open_storage(plan.storage_url, heartbeat=plan.heartbeat,
                            pool_size=len(plan.slots) + 2)
@@ -216,7 +224,7 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
                            plan.space.pruner_warmup_fraction, plan.space.pruner,
                            plan.space.pruner_reduction_factor, plan.space.pruner_sigmas,
-                           plan.space.pruner_top_k),
+                           plan.space.pruner_top_k, not_before=_warmed_up(plan)),
         direction=DIRECTION,  # every objective is maximised (lrsearch.search.objectives)
         load_if_exists=True,
     )

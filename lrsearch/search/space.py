@@ -224,13 +224,15 @@ class SearchSpace:
     # complete trials before any pruning (median, curve), the share of trials kept at each rung
     # (asha, hyperband, top_k_rung: 1 / reduction_factor), how many standard deviations a
     # forecast must fall short by (curve), how many trials go on from the rung (top_k_rung;
-    # None: the share). A space without a [pruner] table gets studies/default.toml's choice.
+    # None: the share), whether a trial still warming up at the rung is judged only once it has
+    # warmed up (top_k_rung; SearchSpace.warmed_up). A space without a [pruner] table gets studies/default.toml's choice.
     pruner: str = "top_k_rung"
     pruner_startup_trials: int = 5
     pruner_warmup_fraction: float = 0.05
     pruner_reduction_factor: int = 3
     pruner_sigmas: float = 1.0
     pruner_top_k: int | None = 2
+    pruner_after_warmup: bool = False  # top_k_rung: judge a trial still warming up once warmed up
 
     def suggest(self, trial: optuna.trial.BaseTrial, total_iters: int) -> TrialSetup:
         """Draw one schedule (and optimiser) for a trial of ``total_iters`` iterations."""
@@ -286,7 +288,7 @@ _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "obje
 OWN_KIND_WARMUP = 0.25  # warmup_fraction of a [pruner] table that names its kind but not this
 
 _PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor", "sigmas",
-                "top_k")
+                "top_k", "after_warmup")
 # lrsearch.search.strategy.make_pruner builds each
 PRUNERS = ("asha", "hyperband", "median", "curve", "top_k_rung", "none")
 
@@ -374,6 +376,13 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
     top_k = pruner.get("top_k", None if own else SearchSpace.pruner_top_k)
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise fail(f"[pruner] top_k must be a positive integer, but got {top_k!r}")
+    after_warmup = pruner.get("after_warmup",
+                              False if own else SearchSpace.pruner_after_warmup)
+    if not isinstance(after_warmup, bool):
+        raise fail(f"[pruner] after_warmup must be true or false, but got {after_warmup!r}")
+    if after_warmup and kind != "top_k_rung":
+        raise fail(f"[pruner] after_warmup is a top_k_rung option, but kind is {kind!r}: "
+                   f"remove it or set kind = \"top_k_rung\"")
 
     ranges: dict[str, tuple[Any, ...]] = {}
     for namespace, params in PARAMS.items():
@@ -393,7 +402,7 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
                        pruner_startup_trials=startup,
                        pruner_warmup_fraction=float(warmup_fraction),
                        pruner_reduction_factor=factor, pruner_sigmas=float(sigmas),
-                       pruner_top_k=top_k)
+                       pruner_top_k=top_k, pruner_after_warmup=after_warmup)
 
 
 def _hint(word: str, options: Sequence[str], form: str = "{!r}") -> str:
