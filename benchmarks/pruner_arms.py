@@ -15,10 +15,12 @@ best within 0.005, on ≥ 3 of 4 seeds. Unlike benchmarks/pruning_replay.py, (a)
 proposing after its 10 random start-up trials, and every trial's cost is measured, not
 replayed. Trials are forked from the fork server (the default), in both arms.
 
-Studies are named as search_efficiency.py names them: ``--work`` continues a folder.
+Studies are named as search_efficiency.py names them: ``--work`` continues a folder, so a
+second run with another ``--space`` (arm (a) with that TOML's pruner; its name carries the
+file's stem) runs only its (a) against the (b) already there.
 
     python benchmarks/pruner_arms.py --work DIR [--tasks tissue brain] [--seeds 0 1 2 3] \
-        [--trials 15] [--max-iter 200]
+        [--trials 15] [--max-iter 200] [--space studies/other.toml]
 """
 
 from __future__ import annotations
@@ -50,23 +52,25 @@ def _row(name: str, study: optuna.Study) -> str:
             f"{study.best_value:.4f}")
 
 
-def one_seed(work: Path, task: str, seed: int, trials: int, max_iter: int) -> dict:
+def one_seed(work: Path, task: str, seed: int, trials: int, max_iter: int,
+             space: Path = DEFAULT_SPACE) -> dict:
     import search_efficiency as se
 
-    kind = load_space(DEFAULT_SPACE).pruner
+    kind = load_space(space).pruner
+    name = f"a-tpe-{kind}" + ("" if space == DEFAULT_SPACE else f"-{space.stem}")
 
-    def plan(name: str):
-        return se._plan(work, task, f"{name}-{seed}", DEFAULT_SPACE, trials, max_iter, seed)
+    def plan(name: str, space: Path = DEFAULT_SPACE):
+        return se._plan(work, task, f"{name}-{seed}", space, trials, max_iter, seed)
 
     started = time.monotonic()
-    pruned = se._run(plan(f"a-tpe-{kind}"))
+    pruned = se._run(plan(name, space))
     reference = se._run(plan("b-random"), optuna.samplers.RandomSampler(seed),
                         optuna.pruners.NopPruner())
     a, b = se._cost(pruned), se._cost(reference)
     result = {"share": a["seconds"] / b["seconds"], "iterations": a["iterations"] / b["iterations"],
               "delta": pruned.best_value - reference.best_value}
     print(f"{task}, seed {seed} ({(time.monotonic() - started) / 60:.1f} min this run):")
-    print(_row(f"(a) TPE + {kind} (default)", pruned))
+    print(_row(f"(a) TPE + {kind} ({'default' if space == DEFAULT_SPACE else space})", pruned))
     print(_row("(b) random, unpruned", reference))
     met = result["share"] <= TARGET_SHARE and result["delta"] >= -TARGET_DICE
     print(f"  (a) / (b): {result['share']:.0%} of the compute-seconds, {result['iterations']:.0%} "
@@ -88,6 +92,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--space", type=Path, default=DEFAULT_SPACE,
+                        help="arm (a)'s study TOML (its [pruner]); (b) always searches the "
+                        "default space, so that a second --space reuses the finished (b)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     work = args.work.absolute()
@@ -95,7 +102,8 @@ def main() -> None:
     os.chdir(work)  # the demo configs find their data relative to the working directory
     for task in args.tasks:
         ensure_demo_data(DEMOS[task][1], task=task)
-        results = [one_seed(work, task, seed, args.trials, args.max_iter) for seed in args.seeds]
+        results = [one_seed(work, task, seed, args.trials, args.max_iter, args.space.absolute())
+                   for seed in args.seeds]
         met = sum(r["met"] for r in results)
         print(f"{task}, {len(results)} seeds of {args.trials} trials: (a) spends "
               f"{_spread([r['share'] for r in results], '.0%')} of (b)'s compute-seconds, "

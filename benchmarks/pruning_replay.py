@@ -9,10 +9,12 @@ N trials per ``--seeds`` seed), and prints:
   Spearman's (with a 95 % bootstrap interval over trials) and Kendall's rank correlations
   between the raw validation Dice, or the mean of its last k rounds (``--window``), and the
   trial's final whole-volume Dice;
-- for each pruner (``--arms``, ``kind[@warmup_fraction][:top_k][+peak]``, built by lrsearch's
-  own make_pruner; ``+peak``: top_k_rung judging a trial still warming up at the rung once it
-  has warmed up), replaying the trials in their order, one search per study or per block of a
-  study (``--blocks 4``: 60 trials become 4 searches of 15): the share of the iterations and of
+- for each pruner (``--arms``, ``kind[@warmup_fraction][:top_k][/hold_until][+peak]``, built
+  by lrsearch's own make_pruner; top_k_rung only: ``/10`` holds trials at the rung till 10 have
+  reached it and continues those then in the top-k, each re-run costed again; ``+peak`` judges
+  a trial still warming up at the rung once it has warmed up), replaying the trials in their
+  order, one search per study or per block of a study (``--blocks 4``: 60 trials become 4
+  searches of 15): the share of the iterations and of
   the compute-seconds it would have spent (each trial's measured fixed cost, its training up to
   the stop, its evaluation only if it reached the end) and its best final Dice against the
   unpruned best; and the floor under any pruner: an oracle that stops all but the best trial at
@@ -41,8 +43,9 @@ import optuna
 
 from lrsearch.monitor.records import StudyAttr, TrialAttr
 from lrsearch.paths import DEFAULT_SPACE
+from lrsearch.run.workers import enqueue_continuations
 from lrsearch.search.space import OWN_KIND_WARMUP, PRUNERS, SearchSpace, load_space
-from lrsearch.search.strategy import make_pruner
+from lrsearch.search.strategy import is_held, make_pruner
 
 
 def _ranks(values: list[float]) -> np.ndarray:
@@ -82,31 +85,48 @@ def averaged(trial: optuna.trial.FrozenTrial, window: int) -> list[tuple[int, fl
 
 
 def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
-           pruner: optuna.pruners.BasePruner | None = None) -> tuple[list[int], float]:
-    """(iterations each trial would have run, best final Dice kept) when ``pruner`` (default:
-    successive halving, rungs at 25 % and 75 %) had judged the trials in their order on the mean
-    of their last ``window`` validations."""
+           pruner: optuna.pruners.BasePruner | None = None
+           ) -> tuple[list[tuple[optuna.trial.FrozenTrial, int]], float]:
+    """The runs ``pruner`` (default: successive halving, rungs at 25 % and 75 %) would have
+    made, judging the trials in their order on the mean of their last ``window`` validations,
+    as (trial, iterations run) in order, and the best final Dice kept. A trial top_k_rung
+    holds (``hold_until``) and then continues runs twice: to the rung, then its re-run to the
+    end (a seeded trial repeats itself, so the re-run is the same trial)."""
     if pruner is None:
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_iter // 4),
                                                         reduction_factor=3)
     # a fixed name: Hyperband puts a trial in a bracket by the study's name and its number
     study = optuna.create_study(study_name="replay", direction="maximize", pruner=pruner)
-    stops, best = [], float("-inf")
-    for frozen in trials:
+    by_number: dict[int, optuna.trial.FrozenTrial] = {}  # replay's trial → the stored one
+    runs, best = [], float("-inf")
+    for k, frozen in enumerate(trials):
         study.enqueue_trial(frozen.params)  # the pruner may read a trial's schedule
         trial = study.ask(frozen.distributions)
+        by_number[trial.number] = frozen
+        trial.set_user_attr(TrialAttr.SEED, trial.number)
         judged = not frozen.user_attrs.get(TrialAttr.BASELINE)
         for step, value in averaged(frozen, window):
             trial.report(value, step)
             if judged and step < max_iter and trial.should_prune():
-                stops.append(step)
+                if is_held(study, study._storage.get_trial(trial._trial_id)):
+                    trial.set_user_attr(TrialAttr.HELD_AT, step)
+                runs.append((frozen, step))
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
         else:
-            stops.append(max_iter)
+            runs.append((frozen, max_iter))
             study.tell(trial, frozen.value)
             best = max(best, frozen.value)
-    return stops, best
+        # as a worker does before its next trial: continue the held trials now in the top-k
+        for number in enqueue_continuations(study, final=k == len(trials) - 1):
+            held = by_number[number]
+            continuation = study.ask()
+            for step, value in averaged(held, window):
+                continuation.report(value, step)
+            runs.append((held, max_iter))
+            study.tell(continuation, held.value)
+            best = max(best, held.value)
+    return runs, best
 
 
 def wall(trial: optuna.trial.FrozenTrial) -> float:
@@ -136,13 +156,14 @@ def cost(trial: optuna.trial.FrozenTrial, stop: int, max_iter: int,
     return seconds + (p["evaluation"] if stop >= max_iter else 0.0)
 
 
-def search_cost(trials: list[optuna.trial.FrozenTrial], stops: list[int], max_iter: int,
+def search_cost(runs: list[tuple[optuna.trial.FrozenTrial, int]], max_iter: int,
                 imports: float | None = None) -> float:
-    """Compute-seconds of a search whose trials stop at ``stops``; ``imports``: each trial
-    but the first forked from a fork server that has imported TensorFlow, its imports costing
-    this many seconds (the first pays the server's start, its own measured imports)."""
+    """Compute-seconds of a search's runs, (trial, iteration it stopped at) in order;
+    ``imports``: each run but the first forked from a fork server that has imported
+    TensorFlow, its imports costing this many seconds (the first pays the server's start, its
+    own measured imports)."""
     return sum(cost(t, stop, max_iter, imports if k else None)
-               for k, (t, stop) in enumerate(zip(trials, stops, strict=True)))
+               for k, (t, stop) in enumerate(runs))
 
 
 def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
@@ -157,18 +178,21 @@ def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
             f"({fixed / total:.0%})")
 
 
-def parse_arm(spec: str) -> tuple[str, float | None, int | None, bool]:
-    """``kind[@warmup_fraction][:top_k][+peak]``, e.g. ``top_k_rung@0.1:2``; ``+peak``
-    (top_k_rung): a trial still warming up at the rung is judged once warmed up
+def parse_arm(spec: str) -> tuple[str, float | None, int | None, bool, int]:
+    """``kind[@warmup_fraction][:top_k][/hold_until][+peak]``, e.g. ``top_k_rung@0.1:2``;
+    top_k_rung only: ``/10``, the top-k taken among 10 trials at least (the first held, then
+    continued), and ``+peak``, a trial still warming up at the rung judged once warmed up
     (SearchSpace.warmed_up)."""
     rest, plus, after = spec.partition("+")
     if plus and after != "peak":
         raise argparse.ArgumentTypeError(f"unknown option +{after} in {spec!r} (+peak)")
+    rest, _, hold = rest.partition("/")
     rest, _, top_k = rest.partition(":")
     kind, _, fraction = rest.partition("@")
-    if kind not in PRUNERS or kind == "none" or (plus and kind != "top_k_rung"):
+    if kind not in PRUNERS or kind == "none" or ((plus or hold) and kind != "top_k_rung"):
         raise argparse.ArgumentTypeError(f"unknown pruner kind {kind!r} in {spec!r}")
-    return kind, float(fraction) if fraction else None, int(top_k) if top_k else None, bool(plus)
+    return (kind, float(fraction) if fraction else None, int(top_k) if top_k else None,
+            bool(plus), int(hold) if hold else 0)
 
 
 def replicates(studies: dict[str, list[optuna.trial.FrozenTrial]],
@@ -308,18 +332,19 @@ def main() -> None:
         print(f"  costed as forked trials: imports {args.imports:g} s for each trial but the "
               "first of a search (measured: benchmarks/fixed_cost.py), for every arm and the "
               "unpruned reference alike")
-    reference = {label: (search_cost(ts, [max_iter] * len(ts), max_iter, args.imports),
+    reference = {label: (search_cost([(t, max_iter) for t in ts], max_iter, args.imports),
                          max(t.value for t in ts)) for label, ts in searches.items()}
     print("  unpruned random search: " + " | ".join(
         f"{len(ts) * max_iter} it, {reference[label][0]:.0f} compute-s, best "
         f"{reference[label][1]:.4f}" for label, ts in searches.items()))
     arms = [(f"successive halving on the mean of last {w}", w, None) for w in args.window
             if w != 1]
-    for kind, fraction, top_k, peak in args.arms:
+    for kind, fraction, top_k, peak, hold in args.arms:
         fraction = args.warmup_fraction if fraction is None else fraction
         name = kind + ("" if fraction == args.warmup_fraction else f"@{fraction:g}") + \
-            (f":{top_k}" if top_k else "") + ("+peak" if peak else "")
-        arms.append((name, 1, (kind, fraction, top_k or args.top_k, peak)))
+            (f":{top_k}" if top_k else "") + (f"/{hold}" if hold else "") + \
+            ("+peak" if peak else "")
+        arms.append((name, 1, (kind, fraction, top_k or args.top_k, peak, hold)))
     space = load_space(DEFAULT_SPACE)  # search_efficiency's studies search the default space
 
     def warmed_up(trial: optuna.trial.FrozenTrial) -> int:
@@ -330,14 +355,16 @@ def main() -> None:
         for label, ts in searches.items():
             pruner = None if spec is None else make_pruner(
                 max_iter, args.startup_trials, spec[1], spec[0], args.reduction_factor,
-                args.sigmas, spec[2], not_before=warmed_up if spec[3] else None)
-            stops, best = replay(ts, window, max_iter, pruner)
-            seconds = search_cost(ts, stops, max_iter, args.imports)
+                args.sigmas, spec[2], not_before=warmed_up if spec[3] else None,
+                hold_until=spec[4])
+            runs, best = replay(ts, window, max_iter, pruner)
+            seconds = search_cost(runs, max_iter, args.imports)
             share = seconds / reference[label][0]
             gap = best - reference[label][1]
             ok = share <= args.target_share and gap >= -args.target_dice
             met += ok
-            shares.append(f"{sum(stops) / (len(ts) * max_iter):.0%} it, {share:.0%} s, "
+            iterations = sum(stop for _, stop in runs)
+            shares.append(f"{iterations / (len(ts) * max_iter):.0%} it, {share:.0%} s, "
                           f"Δ {gap:+.4f}{' *' if ok else ''}")
         print(f"  {name}: {' | '.join(shares)}; target met on {met} of {len(searches)}")
     # The floor under every pruner: an oracle that knows the final Dice stops every trial but
@@ -347,7 +374,7 @@ def main() -> None:
         shares = []
         for label, ts in searches.items():
             top = max(ts, key=lambda t: t.value)
-            seconds = search_cost(ts, [max_iter if t is top else rung for t in ts], max_iter,
+            seconds = search_cost([(t, max_iter if t is top else rung) for t in ts], max_iter,
                                   args.imports)
             shares.append(f"{seconds / reference[label][0]:.0%} s")
         print(f"  oracle stopping all but the best at {rung}: {' | '.join(shares)}")

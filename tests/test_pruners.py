@@ -168,6 +168,10 @@ def test_hyperband_has_brackets_from_the_warmup_to_the_last_iteration(factor, br
     ("top_k = 2.5", "[pruner] top_k must be a positive integer, but got 2.5"),
     ("sigma = 1", "unknown key 'sigma' in [pruner] (did you mean 'sigmas'?)"),
     ("after_warmup = 1", "[pruner] after_warmup must be true or false, but got 1"),
+    ("hold_until = -1", "[pruner] hold_until must be a non-negative integer, but got -1"),
+    ('kind = "median"\nhold_until = 10',
+     "[pruner] hold_until is a top_k_rung option, but kind is 'median': remove it or set "
+     "kind = \"top_k_rung\""),
     ('kind = "asha"\nafter_warmup = true',
      "[pruner] after_warmup is a top_k_rung option, but kind is 'asha': remove it or set "
      "kind = \"top_k_rung\""),
@@ -328,3 +332,65 @@ def test_a_study_with_after_warmup_judges_by_its_own_space(tmp_path):
     frozen = after._storage.get_trial(trial._trial_id)
     assert after.pruner.judged_at(frozen) == 4  # a warm-up of 20 % of the tiny study's 20
     assert after.pruner.rung_step == 2
+
+
+def _run_to_rung(study: optuna.Study, dice: float, step: int = 10) -> tuple[int, str]:
+    """One trial as lrsearch runs it, to the rung: reports ``dice`` there, and is held (marked
+    ``held_at``), pruned or goes on (and completes); its number and what happened."""
+    from lrsearch.search.strategy import is_held
+
+    trial = study.ask()
+    trial.set_user_attr("seed", 1000 + trial.number)
+    trial.report(dice, step)
+    if not trial.should_prune():
+        study.tell(trial, dice)
+        return trial.number, "on"
+    frozen = study._storage.get_trial(trial._trial_id)
+    outcome = "held" if is_held(study, frozen) else "pruned"
+    if outcome == "held":
+        trial.set_user_attr("held_at", step)
+    study.tell(trial, state=TrialState.PRUNED)
+    return trial.number, outcome
+
+
+def test_top_k_rung_holds_the_first_trials_and_continues_the_best_once_enough_reached():
+    from lrsearch.run.workers import budget, enqueue_continuations
+
+    pruner = make_pruner(MAX_ITER, warmup_fraction=0.05, kind="top_k_rung", top_k=2,
+                         hold_until=4)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # the first three reach the rung with fewer than 4 there: the top 2 are held, not let on
+    assert _run_to_rung(study, 0.5) == (0, "held")
+    assert pruned_because(study, study.trials[0]) == (
+        "ranked 1 of the 1 trials at the rung (iteration 10), too few to judge: it goes on, "
+        "re-run with its seed, if among the best 2 once 4 have reached the rung")
+    assert [_run_to_rung(study, d) for d in (0.7, 0.3)] == [(1, "held"), (2, "pruned")]
+    assert enqueue_continuations(study) == []
+    # the fourth is judged among 4: second, it goes on; of the held two, only 0.7 is in the
+    # top 2 now (0.7, 0.6), and it is queued again with its parameters and seed
+    assert _run_to_rung(study, 0.6) == (3, "on")
+    assert enqueue_continuations(study) == [1]
+    assert enqueue_continuations(study) == []  # queued once
+    continuation = study.ask()
+    assert continuation.user_attrs == {"continues": 1, "seed": 1001}
+    assert continuation.params == study.trials[1].params
+    continuation.report(0.7, 10)  # the same run to the rung: not judged, and not a rival
+    assert not continuation.should_prune()
+    study.tell(continuation, 0.75)
+    assert budget(study)[0] == {"complete": 1, "pruned": 3, "failed": 0}  # not a trial of its own
+    # later trials are judged among all that reached the rung, the continuation not counted
+    assert [_run_to_rung(study, d) for d in (0.8, 0.65)] == [(5, "on"), (6, "pruned")]
+    assert enqueue_continuations(study) == []
+
+
+def test_held_trials_of_a_study_too_short_to_judge_them_are_continued_at_its_end():
+    from lrsearch.run.workers import enqueue_continuations
+
+    pruner = make_pruner(MAX_ITER, warmup_fraction=0.05, kind="top_k_rung", top_k=2,
+                         hold_until=10)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    assert [_run_to_rung(study, d)[1] for d in (0.5, 0.7, 0.3, 0.6, 0.4)] == [
+        "held", "held", "pruned", "held", "pruned"]
+    assert enqueue_continuations(study) == []
+    assert enqueue_continuations(study, final=True) == [1, 3]  # the top 2 of the 5
+    assert not make_pruner(MAX_ITER, kind="top_k_rung").continuations(study, final=True)

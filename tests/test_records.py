@@ -32,6 +32,7 @@ def test_stored_keys_are_the_ones_existing_studies_hold():
         "CHECKPOINT_ARTIFACT": "checkpoint_artifact", "CHECKPOINT_PENDING": "checkpoint_pending",
         "SEED": "seed", "BASELINE": "baseline",
         "REPEAT_OF": "repeat_of", "REPEAT_ROUND": "repeat_round", "FORKED": "forked",
+        "HELD_AT": "held_at", "CONTINUES": "continues",
     }
     assert _keys(StudyAttr) == {
         "CONFIG": "config", "MAX_ITER": "max_iter", "SPLIT_FILE": "split_file",

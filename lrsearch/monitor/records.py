@@ -60,6 +60,8 @@ class TrialAttr:
     BASELINE: Final = "baseline"  # which baseline the trial runs ("config", "poly", "one-cycle")
     REPEAT_OF: Final = "repeat_of"  # a finalist repeat: the number of the trial it retrains
     REPEAT_ROUND: Final = "repeat_round"  # ... its round (1, 2, ...; the original is round 0)
+    HELD_AT: Final = "held_at"  # top_k_rung: stopped at the rung till enough trials reached it
+    CONTINUES: Final = "continues"  # the held trial this one re-runs to the end (same seed)
 
 
 class StudyAttr:

@@ -224,7 +224,8 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
         pruner=make_pruner(ctx.max_iter, plan.space.pruner_startup_trials,
                            plan.space.pruner_warmup_fraction, plan.space.pruner,
                            plan.space.pruner_reduction_factor, plan.space.pruner_sigmas,
-                           plan.space.pruner_top_k, not_before=_warmed_up(plan)),
+                           plan.space.pruner_top_k, not_before=_warmed_up(plan),
+                           hold_until=plan.space.pruner_hold_until),
         direction=DIRECTION,  # every objective is maximised (lrsearch.search.objectives)
         load_if_exists=True,
     )

@@ -39,7 +39,7 @@ from lrsearch.search.objectives import parse_objective
 from lrsearch.search.range_test import LossTracker
 from lrsearch.search.schedules import curve
 from lrsearch.search.space import TrialSetup
-from lrsearch.search.strategy import pruned_because
+from lrsearch.search.strategy import is_held, pruned_because
 
 if TYPE_CHECKING:
     from lrsearch.monitor.live import LiveTrial
@@ -451,12 +451,14 @@ def _report(trial, completed: tuple[int, float], progress, observer, live=None,
         live.validated(progress.lr_used)
     last = progress.max_iter is not None and iteration >= progress.max_iter
     if prunable and not last and trial.should_prune():
-        return f"pruned at iteration {iteration}: validation Dice {dice:.4f} {_why(trial)}"
+        frozen = _frozen(trial)
+        verb = "pruned"
+        if is_held(trial.study, frozen):
+            trial.set_user_attr(TrialAttr.HELD_AT, iteration)  # to be continued, maybe
+            verb = "held"
+        return (f"{verb} at iteration {iteration}: validation Dice {dice:.4f} "
+                f"{pruned_because(trial.study, frozen)}")
     return None
-
-
-def _why(trial) -> str:
-    return pruned_because(trial.study, _frozen(trial))
 
 
 def _describe(trial, ctx: TrialContext, setup: TrialSetup, directory: Path,

@@ -30,6 +30,7 @@ from lrsearch.run.storage import (
 from lrsearch.run.trial import TrialFailed, TrialInterrupted, run_trial
 from lrsearch.search.baselines import baseline_schedule
 from lrsearch.search.baselines import label as baseline_label
+from lrsearch.search.pruners import TopKRungPruner
 from lrsearch.search.schedules import from_dict
 from lrsearch.search.space import OPTIMISER_PARAM, TrialSetup
 from lrsearch.urls import redact
@@ -47,18 +48,25 @@ def is_repeat(trial: optuna.trial.FrozenTrial) -> bool:
     return TrialAttr.REPEAT_OF in trial.user_attrs
 
 
+def is_continuation(trial: optuna.trial.FrozenTrial) -> bool:
+    """A held trial re-run to the end (top_k_rung's ``hold_until``): not a trial of its own."""
+    return TrialAttr.CONTINUES in trial.user_attrs
+
+
 def budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
     """Finished trials by state, trials running, trials waiting (re-queued retries, queued
-    baselines and repeats).
+    baselines, continuations and repeats).
 
     A failed trial that was re-queued (worker killed, Ctrl-C) is replaced by its retry and does
-    not count toward --trials; the retry does. Finalist repeats do not count toward --trials
-    (finished or running); waiting ones are waiting like any trial, so a worker runs them.
+    not count toward --trials; the retry does. Finalist repeats and continuations of held
+    trials do not count toward --trials (finished or running): the held trial did; waiting
+    ones are waiting like any trial, so a worker runs them.
     """
     trials = study.get_trials(deepcopy=False)
     superseded = {n for t in trials for n in t.system_attrs.get(RETRY_HISTORY, ())}
     waiting = sum(t.state == TrialState.WAITING for t in trials if t.number not in superseded)
-    live = [t for t in trials if t.number not in superseded and not is_repeat(t)]
+    live = [t for t in trials if t.number not in superseded and not is_repeat(t)
+            and not is_continuation(t)]
     counts = {
         "complete": sum(t.state == TrialState.COMPLETE for t in live),
         "pruned": sum(t.state == TrialState.PRUNED for t in live),
@@ -68,9 +76,30 @@ def budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
     return counts, running, waiting
 
 
+def continuations_running(study: optuna.Study) -> int:
+    return sum(t.state == TrialState.RUNNING and is_continuation(t)
+               for t in study.get_trials(deepcopy=False))
+
+
 def repeats_running(study: optuna.Study) -> int:
     return sum(t.state == TrialState.RUNNING and is_repeat(t)
                for t in study.get_trials(deepcopy=False))
+
+
+def enqueue_continuations(study: optuna.Study, final: bool = False) -> list[int]:
+    """Queues the held trials the study's pruner continues now (top_k_rung's ``hold_until``),
+    each with its parameters and training seed, so that it repeats its run to the rung and
+    trains on; the held trials' numbers. ``final``: no trial will come to the rung any more
+    (the budget is spent), so the top-k are taken among those that reached it, however few.
+    Call under the study lock: each is queued once."""
+    pruner = study.pruner
+    if not isinstance(pruner, TopKRungPruner):
+        return []
+    held = pruner.continuations(study, final=final)
+    for trial in held:
+        study.enqueue_trial(trial.params, user_attrs={
+            TrialAttr.CONTINUES: trial.number, TrialAttr.SEED: trial.user_attrs[TrialAttr.SEED]})
+    return [t.number for t in held]
 
 
 class Workers:
@@ -135,6 +164,8 @@ class Workers:
         while not self.stopping.is_set():
             with study_lock(self.plan.storage_url, self.plan.name):
                 self._fail_stale_trials()
+                counts, running, _ = budget(self.study)
+                self._continue_held(final=sum(counts.values()) >= self.plan.trials)
                 counts, running, waiting = budget(self.study)
                 if waiting:
                     return self.study.ask()
@@ -143,10 +174,16 @@ class Workers:
                         return None
                 elif sum(counts.values()) + running < self.plan.trials:
                     return self.study.ask()
-                elif sum(counts.values()) >= self.plan.trials:
+                elif sum(counts.values()) >= self.plan.trials \
+                        and not continuations_running(self.study):
                     return None
             self.stopping.wait(min(self.plan.heartbeat, 10))
         return None
+
+    def _continue_held(self, final: bool) -> None:
+        for number in enqueue_continuations(self.study, final=final):
+            self.progress.message(f"Trial {number} goes on: among the best at the rung once "
+                                  f"enough trials reached it; queued again with its seed.")
 
     def _slot(self, slot: Slot) -> None:
         try:
@@ -293,11 +330,14 @@ def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 
 def trial_setup(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan) -> TrialSetup:
     """What the trial trains with: its baseline's schedule, queued with the trial, a finalist
-    repeat's original's, or one sampled from the space."""
+    repeat's or a continuation's original's, or one sampled from the space."""
     name = trial.user_attrs.get(TrialAttr.BASELINE)
     repeat_of = trial.user_attrs.get(TrialAttr.REPEAT_OF)
     if name is None and repeat_of is not None:
         return _repeat_setup(study, trial, repeat_of)
+    if is_continuation(trial):
+        held = _repeat_setup(study, trial, trial.user_attrs[TrialAttr.CONTINUES])
+        return dataclasses.replace(held, repeat_of=None)  # judged no more by its pruner
     if name is None:
         return plan.space.suggest(trial, plan.context.max_iter)
     found = study.user_attrs.get(StudyAttr.LR_FIND) or {}
@@ -307,9 +347,9 @@ def trial_setup(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan) -> Tr
 
 
 def _repeat_setup(study: optuna.Study, trial: optuna.Trial, number: int) -> TrialSetup:
-    """A searched finalist's repeat: its original's stored schedule and optimiser, and its
-    parameters recorded with the original's distributions (the queued values win), so the
-    repeat needs neither the study's space file nor a sample."""
+    """A searched finalist's repeat (or a held trial's continuation): its original's stored
+    schedule and optimiser, and its parameters recorded with the original's distributions (the
+    queued values win), so the repeat needs neither the study's space file nor a sample."""
     original = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     for param, distribution in original.distributions.items():
         if isinstance(distribution, optuna.distributions.CategoricalDistribution):
@@ -333,6 +373,8 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
     if setup.repeat_of is not None:
         round_ = trial.user_attrs.get(TrialAttr.REPEAT_ROUND)
         label = f"repeat {round_} of trial {setup.repeat_of}" + (f", {label}" if label else "")
+    if is_continuation(trial):
+        label = f"continues held trial {trial.user_attrs[TrialAttr.CONTINUES]}"
     retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get(FAILED_TRIAL)
     if retry_of is not None:
         trial.set_user_attr(TrialAttr.RETRY_OF, retry_of)

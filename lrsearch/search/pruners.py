@@ -22,6 +22,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lrsearch.monitor.records import TrialAttr
+
 __all__ = ["CURVES", "CurvePruner", "Forecast", "TopKRungPruner", "forecast"]
 
 # Saturating learning-curve models in t = iteration / max_iter (so t = 1 is the trial's end):
@@ -189,16 +191,25 @@ class TopKRungPruner(optuna.pruners.BasePruner):
     schedule is still warming up at the rung is judged instead at its first report once warmed
     up, against the other trials' Dice at that same report or, for those stopped before it,
     their last.
+
+    With ``hold_until`` n, the top-k are taken among n trials at least: while fewer have reached
+    the rung, a trial within the top-k there is stopped too, *held* (so that the first trials
+    of a search do not all go on for want of rivals). Once n have reached it, every held trial
+    then within the top-k is continued (:meth:`continuations`): queued again with its
+    parameters and seed, it repeats its run to the rung exactly and trains on to the end. A
+    continuation is not judged again.
     """
 
     def __init__(self, rung_step: int, max_iter: int, top_k: int | None = None,
                  reduction_factor: int = 3,
-                 not_before: Callable[[FrozenTrial], int] | None = None) -> None:
+                 not_before: Callable[[FrozenTrial], int] | None = None,
+                 hold_until: int = 0) -> None:
         self.rung_step = max(1, rung_step)
         self.max_iter = max_iter
         self.top_k = top_k
         self.reduction_factor = reduction_factor
         self.not_before = not_before
+        self.hold_until = hold_until
         self._not_before: dict[int, int] = {}  # by trial number
 
     def judged_at(self, trial: FrozenTrial) -> int:
@@ -214,27 +225,43 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         """The trial's first report at or past ``step``."""
         return next(((i, d) for i, d in _rounds(trial) if i >= step), None)
 
+    def _keep(self, reached: int) -> int:
+        return self.top_k if self.top_k is not None else max(1, reached // self.reduction_factor)
+
+    def _rivals(self, study: optuna.Study, trial: FrozenTrial, step: int) -> list[float]:
+        """The Dice of every other trial that reached the rung, at ``step`` (or, stopped before
+        it, at its last report). A continuation is its held trial's run again: not a rival."""
+        values = []
+        for other in study.get_trials(deepcopy=False):
+            if other.number == trial.number or TrialAttr.CONTINUES in other.user_attrs \
+                    or self._first_at(other, self.rung_step) is None:
+                continue
+            there = self._first_at(other, step) or _rounds(other)[-1]
+            if math.isfinite(there[1]):
+                values.append(there[1])
+        return values
+
     def standing(self, study: optuna.Study, trial: FrozenTrial) -> tuple[int, int, int] | None:
         """(rank of the trial where it is judged from 1, trials that reached the rung, how many
-        go on); None unless the trial's last report is the one it is judged at."""
+        go on); None unless the trial's last report is the one it is judged at, or for a
+        continuation."""
+        if TrialAttr.CONTINUES in trial.user_attrs:
+            return None
         own = self._first_at(trial, self.judged_at(trial))
         if own is None or own[0] != trial.last_step or own[0] >= self.max_iter:
             return None
-        values = []
-        for other in study.get_trials(deepcopy=False):
-            if other.number == trial.number or self._first_at(other, self.rung_step) is None:
-                continue
-            there = self._first_at(other, own[0]) or _rounds(other)[-1]
-            if math.isfinite(there[1]):
-                values.append(there[1])
+        values = self._rivals(study, trial, own[0])
         reached = len(values) + 1
-        keep = self.top_k if self.top_k is not None else max(1, reached // self.reduction_factor)
-        rank = 1 + sum(v > own[1] for v in values)
-        return rank, reached, keep
+        return 1 + sum(v > own[1] for v in values), reached, self._keep(reached)
+
+    def holds(self, standing: tuple[int, int, int] | None) -> bool:
+        """Is a trial of this standing held (within the top-k, but too few trials to tell)?"""
+        return standing is not None and standing[0] <= standing[2] \
+            and standing[1] < self.hold_until
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         standing = self.standing(study, trial)
-        return standing is not None and standing[0] > standing[2]
+        return standing is not None and (standing[0] > standing[2] or self.holds(standing))
 
     def reason(self, study: optuna.Study, trial: FrozenTrial) -> str:
         standing = self.standing(study, trial)
@@ -244,5 +271,34 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         where = f"iteration {self.rung_step}"
         if self.judged_at(trial) > self.rung_step:
             where = f"iteration {trial.last_step}, once its schedule had warmed up"
+        if self.holds(standing):
+            return (f"ranked {rank} of the {reached} trials at the rung ({where}), too few to "
+                    f"judge: it goes on, re-run with its seed, if among the best {keep} once "
+                    f"{self.hold_until} have reached the rung")
         return (f"ranked {rank} of the {reached} trials at the rung ({where}); "
                 f"only the best {keep} go on (one rung, top-k)")
+
+    def continuations(self, study: optuna.Study, final: bool = False) -> list[FrozenTrial]:
+        """The held trials to continue now: once ``hold_until`` trials have reached the rung
+        (or, ``final``, however many did: no more will come), each held trial that is within
+        the top-k there and has no continuation yet. Baselines and finalist repeats are never
+        held (the pruner is not asked about them)."""
+        if not self.hold_until:
+            return []
+        trials = study.get_trials(deepcopy=False)
+        continued = {t.user_attrs[TrialAttr.CONTINUES] for t in trials
+                     if TrialAttr.CONTINUES in t.user_attrs}
+        chosen = []
+        for trial in trials:
+            if trial.state != TrialState.PRUNED or trial.number in continued \
+                    or TrialAttr.HELD_AT not in trial.user_attrs:
+                continue
+            own = self._first_at(trial, self.judged_at(trial))
+            if own is None or own[0] != trial.last_step:
+                continue
+            values = self._rivals(study, trial, own[0])
+            reached = len(values) + 1
+            if (final or reached >= self.hold_until) \
+                    and 1 + sum(v > own[1] for v in values) <= self._keep(reached):
+                chosen.append(trial)
+        return chosen

@@ -225,7 +225,9 @@ class SearchSpace:
     # (asha, hyperband, top_k_rung: 1 / reduction_factor), how many standard deviations a
     # forecast must fall short by (curve), how many trials go on from the rung (top_k_rung;
     # None: the share), whether a trial still warming up at the rung is judged only once it has
-    # warmed up (top_k_rung; SearchSpace.warmed_up). A space without a [pruner] table gets studies/default.toml's choice.
+    # warmed up (top_k_rung; SearchSpace.warmed_up), how many trials must have reached the rung
+    # before any goes on (top_k_rung; the others are held and continued). A space without a
+    # [pruner] table gets studies/default.toml's choice.
     pruner: str = "top_k_rung"
     pruner_startup_trials: int = 5
     pruner_warmup_fraction: float = 0.05
@@ -233,6 +235,7 @@ class SearchSpace:
     pruner_sigmas: float = 1.0
     pruner_top_k: int | None = 2
     pruner_after_warmup: bool = False  # top_k_rung: judge a trial still warming up once warmed up
+    pruner_hold_until: int = 0  # top_k_rung: trials at the rung before any goes on (0: none)
 
     def suggest(self, trial: optuna.trial.BaseTrial, total_iters: int) -> TrialSetup:
         """Draw one schedule (and optimiser) for a trial of ``total_iters`` iterations."""
@@ -288,7 +291,7 @@ _STUDY_KEYS = ("families", "base_lr", "optimisers", "max_iter", "runtime", "obje
 OWN_KIND_WARMUP = 0.25  # warmup_fraction of a [pruner] table that names its kind but not this
 
 _PRUNER_KEYS = ("kind", "startup_trials", "warmup_fraction", "reduction_factor", "sigmas",
-                "top_k", "after_warmup")
+                "top_k", "after_warmup", "hold_until")
 # lrsearch.search.strategy.make_pruner builds each
 PRUNERS = ("asha", "hyperband", "median", "curve", "top_k_rung", "none")
 
@@ -380,9 +383,13 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
                               False if own else SearchSpace.pruner_after_warmup)
     if not isinstance(after_warmup, bool):
         raise fail(f"[pruner] after_warmup must be true or false, but got {after_warmup!r}")
-    if after_warmup and kind != "top_k_rung":
-        raise fail(f"[pruner] after_warmup is a top_k_rung option, but kind is {kind!r}: "
-                   f"remove it or set kind = \"top_k_rung\"")
+    hold_until = pruner.get("hold_until", 0 if own else SearchSpace.pruner_hold_until)
+    if isinstance(hold_until, bool) or not isinstance(hold_until, int) or hold_until < 0:
+        raise fail(f"[pruner] hold_until must be a non-negative integer, but got {hold_until!r}")
+    for key in ("after_warmup", "hold_until"):
+        if pruner.get(key) and kind != "top_k_rung":
+            raise fail(f"[pruner] {key} is a top_k_rung option, but kind is {kind!r}: "
+                       f"remove it or set kind = \"top_k_rung\"")
 
     ranges: dict[str, tuple[Any, ...]] = {}
     for namespace, params in PARAMS.items():
@@ -402,7 +409,8 @@ def parse_space(doc: Mapping[str, Any], source: str = "<space>") -> SearchSpace:
                        pruner_startup_trials=startup,
                        pruner_warmup_fraction=float(warmup_fraction),
                        pruner_reduction_factor=factor, pruner_sigmas=float(sigmas),
-                       pruner_top_k=top_k, pruner_after_warmup=after_warmup)
+                       pruner_top_k=top_k, pruner_after_warmup=after_warmup,
+                       pruner_hold_until=hold_until)
 
 
 def _hint(word: str, options: Sequence[str], form: str = "{!r}") -> str:

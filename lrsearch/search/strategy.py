@@ -96,8 +96,8 @@ def _tpe(seed: int | None) -> optuna.samplers.BaseSampler:
 def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float = 0.25,
                 kind: str = "asha", reduction_factor: int = 3, sigmas: float = 1.0,
                 top_k: int | None = None,
-                not_before: Callable[[FrozenTrial], int] | None = None
-                ) -> optuna.pruners.BasePruner:
+                not_before: Callable[[FrozenTrial], int] | None = None,
+                hold_until: int = 0) -> optuna.pruners.BasePruner:
     """The study's pruner; ``kind`` as in a space's ``[pruner]`` table.
 
     Every rule leaves every trial alone for its first ``warmup_fraction`` of iterations: warm-up,
@@ -118,7 +118,9 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
     - ``top_k_rung``: one rung at ``warmup_fraction``; a trial goes on only within the best
       ``top_k`` (or, without it, the best 1/``reduction_factor``) of the trials that reached it
       (lrsearch.search.pruners.TopKRungPruner); with ``not_before`` (SearchSpace.warmed_up),
-      a trial still warming up at the rung is judged once it has warmed up.
+      a trial still warming up at the rung is judged once it has warmed up; with
+      ``hold_until`` n, a trial is stopped and held while fewer than n trials have reached the
+      rung, and continued (re-run) if within the top-k once n have.
     - ``none``: every trial trains to the end.
     """
     warmup = int(max_iter * warmup_fraction)
@@ -137,8 +139,14 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
         return CurvePruner(max_iter, warmup, startup_trials=startup_trials, sigmas=sigmas)
     if kind == "top_k_rung":
         return TopKRungPruner(warmup, max_iter, top_k=top_k, reduction_factor=reduction_factor,
-                              not_before=not_before)
+                              not_before=not_before, hold_until=hold_until)
     raise ValueError(f"unknown pruner kind {kind!r} ({', '.join(PRUNERS)})")
+
+
+def is_held(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Did the study's pruner stop ``trial`` only to hold it (top_k_rung's ``hold_until``)?"""
+    pruner = study.pruner
+    return isinstance(pruner, TopKRungPruner) and pruner.holds(pruner.standing(study, trial))
 
 
 def pruned_because(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
