@@ -394,3 +394,41 @@ def test_held_trials_of_a_study_too_short_to_judge_them_are_continued_at_its_end
     assert enqueue_continuations(study) == []
     assert enqueue_continuations(study, final=True) == [1, 3]  # the top 2 of the 5
     assert not make_pruner(MAX_ITER, kind="top_k_rung").continuations(study, final=True)
+
+
+@pytest.mark.slow
+def test_a_held_trial_is_continued_on_niftynet_repeating_its_run(tmp_path, capsys):
+    """A real study with ``hold_until``: two stored trials stopped at the rung (Dice 0) make
+    three with the first trial that runs, too few for 4, so it is held; the next one is judged
+    among 4 and goes on, and the budget is then spent: the held trial, in the top 2, is
+    continued, repeating its run to the rung exactly (its seed) and training to the end."""
+    from lrsearch import cli
+    from tests.tiny import TINY_SPACE, tiny_config
+
+    max_iter, every = 20, 5  # the rung: 25 % of 20, the first validation
+    config = tiny_config(tmp_path, validate_every=every)
+    space = tmp_path / "hold.toml"
+    space.write_text(TINY_SPACE.read_text().split("[pruner]")[0] + '[pruner]\nkind = '
+                     '"top_k_rung"\nwarmup_fraction = 0.25\ntop_k = 2\nhold_until = 4\n')
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="h", storage=storage, direction="maximize")
+    for _ in range(2):
+        study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={5: 0.0}))
+
+    code = cli.main(["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
+                     "--study", "h", "--trials", "4", "--max-iter", str(max_iter), "--jobs", "1",
+                     "--baselines", "none", "--seed", "3"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    trials = optuna.load_study(study_name="h", storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 3 + [TrialState.COMPLETE] * 2
+    held, judged, continued = trials[2], trials[3], trials[4]
+    assert held.user_attrs["held_at"] == 5
+    assert held.user_attrs["stop_reason"].startswith("held at iteration 5: "), held.user_attrs
+    assert "held_at" not in judged.user_attrs and sorted(judged.intermediate_values)[-1] == 20
+    assert continued.user_attrs["continues"] == 2
+    assert continued.params == held.params
+    assert continued.user_attrs["seed"] == held.user_attrs["seed"]
+    assert continued.intermediate_values[5] == held.intermediate_values[5]  # the same run
+    assert sorted(continued.intermediate_values) == [5, 10, 15, 20]
+    assert "Trial 2 goes on" in captured.out + captured.err
