@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from lrsearch.monitor.records import StudyAttr, TrialAttr
+from lrsearch.monitor.records import HOLD_KEYS, StudyAttr, TrialAttr
 from lrsearch.paths import DEFAULT_SPACE
 from lrsearch.run.workers import enqueue_continuations
 from lrsearch.search.space import OWN_KIND_WARMUP, PRUNERS, SearchSpace, load_space
@@ -356,7 +356,7 @@ def main() -> None:
             pruner = None if spec is None else make_pruner(
                 max_iter, args.startup_trials, spec[1], spec[0], args.reduction_factor,
                 args.sigmas, spec[2], not_before=warmed_up if spec[3] else None,
-                hold_until=spec[4])
+                hold_until=spec[4], keys=HOLD_KEYS)
             runs, best = replay(ts, window, max_iter, pruner)
             seconds = search_cost(runs, max_iter, args.imports)
             share = seconds / reference[label][0]

@@ -12,6 +12,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from lrsearch.errors import SpaceError
+from lrsearch.monitor.records import HOLD_KEYS
 from lrsearch.paths import DEFAULT_SPACE
 from lrsearch.search.pruners import CurvePruner, TopKRungPruner, forecast
 from lrsearch.search.space import load_space, parse_space
@@ -357,7 +358,7 @@ def test_top_k_rung_holds_the_first_trials_and_continues_the_best_once_enough_re
     from lrsearch.run.workers import budget, enqueue_continuations
 
     pruner = make_pruner(MAX_ITER, warmup_fraction=0.05, kind="top_k_rung", top_k=2,
-                         hold_until=4)
+                         hold_until=4, keys=HOLD_KEYS)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     # the first three reach the rung with fewer than 4 there: the top 2 are held, not let on
     assert _run_to_rung(study, 0.5) == (0, "held")
@@ -387,7 +388,7 @@ def test_held_trials_of_a_study_too_short_to_judge_them_are_continued_at_its_end
     from lrsearch.run.workers import enqueue_continuations
 
     pruner = make_pruner(MAX_ITER, warmup_fraction=0.05, kind="top_k_rung", top_k=2,
-                         hold_until=10)
+                         hold_until=10, keys=HOLD_KEYS)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     assert [_run_to_rung(study, d)[1] for d in (0.5, 0.7, 0.3, 0.6, 0.4)] == [
         "held", "held", "pruned", "held", "pruned"]

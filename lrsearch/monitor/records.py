@@ -15,6 +15,7 @@ from lrsearch.search import baselines as baseline_names
 from lrsearch.search import payoff as payoff_maths
 from lrsearch.search import repeats as repeat_maths
 from lrsearch.search.baselines import label as baseline_label
+from lrsearch.search.pruners import HoldKeys
 from lrsearch.urls import redact
 
 if TYPE_CHECKING:
@@ -62,6 +63,10 @@ class TrialAttr:
     REPEAT_ROUND: Final = "repeat_round"  # ... its round (1, 2, ...; the original is round 0)
     HELD_AT: Final = "held_at"  # top_k_rung: stopped at the rung till enough trials reached it
     CONTINUES: Final = "continues"  # the held trial this one re-runs to the end (same seed)
+
+
+# the attributes top_k_rung's holds are kept in (lrsearch.search.pruners.HoldKeys)
+HOLD_KEYS: Final = HoldKeys(held=TrialAttr.HELD_AT, continues=TrialAttr.CONTINUES)
 
 
 class StudyAttr:

@@ -19,7 +19,7 @@ from lrsearch.engines.runtime import Runtime, get_runtime
 from lrsearch.errors import ConfigError, LRSearchError, StudyFailed
 from lrsearch.monitor.figures import save_plot
 from lrsearch.monitor.progress import Progress
-from lrsearch.monitor.records import StudyAttr, TrialAttr, study_info
+from lrsearch.monitor.records import HOLD_KEYS, StudyAttr, TrialAttr, study_info
 from lrsearch.nifty import config, split, windows
 from lrsearch.nifty import dataset as nifty_dataset
 from lrsearch.nifty.contract import derive_seed
@@ -225,7 +225,7 @@ def load_or_create(plan: StudyPlan) -> optuna.Study:
                            plan.space.pruner_warmup_fraction, plan.space.pruner,
                            plan.space.pruner_reduction_factor, plan.space.pruner_sigmas,
                            plan.space.pruner_top_k, not_before=_warmed_up(plan),
-                           hold_until=plan.space.pruner_hold_until),
+                           hold_until=plan.space.pruner_hold_until, keys=HOLD_KEYS),
         direction=DIRECTION,  # every objective is maximised (lrsearch.search.objectives)
         load_if_exists=True,
     )

@@ -22,9 +22,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from lrsearch.monitor.records import TrialAttr
-
-__all__ = ["CURVES", "CurvePruner", "Forecast", "TopKRungPruner", "forecast"]
+__all__ = ["CURVES", "CurvePruner", "Forecast", "HoldKeys", "TopKRungPruner", "forecast"]
 
 # Saturating learning-curve models in t = iteration / max_iter (so t = 1 is the trial's end):
 # name → (function, initial guess, (lower bounds, upper bounds)). A model's value at t = 1 is
@@ -175,6 +173,16 @@ class CurvePruner(optuna.pruners.BasePruner):
                 f"(learning-curve extrapolation)")
 
 
+@dataclass(frozen=True)
+class HoldKeys:
+    """The trial user attributes through which a study keeps top_k_rung's holds (the study's
+    code sets them; lrsearch.monitor.records names them): ``held``, on a held trial, its
+    iteration at the rung; ``continues``, on a continuation, the held trial's number."""
+
+    held: str
+    continues: str
+
+
 class TopKRungPruner(optuna.pruners.BasePruner):
     """One short rung, then keep the top-k (Egele et al. 2023, "Is one epoch all you need for
     multi-fidelity hyperparameter optimization?").
@@ -197,19 +205,22 @@ class TopKRungPruner(optuna.pruners.BasePruner):
     of a search do not all go on for want of rivals). Once n have reached it, every held trial
     then within the top-k is continued (:meth:`continuations`): queued again with its
     parameters and seed, it repeats its run to the rung exactly and trains on to the end. A
-    continuation is not judged again.
+    continuation is not judged again. ``keys`` names the attributes that mark both.
     """
 
     def __init__(self, rung_step: int, max_iter: int, top_k: int | None = None,
                  reduction_factor: int = 3,
                  not_before: Callable[[FrozenTrial], int] | None = None,
-                 hold_until: int = 0) -> None:
+                 hold_until: int = 0, keys: HoldKeys | None = None) -> None:
+        if hold_until and keys is None:
+            raise ValueError("hold_until needs the keys that mark held trials and continuations")
         self.rung_step = max(1, rung_step)
         self.max_iter = max_iter
         self.top_k = top_k
         self.reduction_factor = reduction_factor
         self.not_before = not_before
         self.hold_until = hold_until
+        self.keys = keys
         self._not_before: dict[int, int] = {}  # by trial number
 
     def judged_at(self, trial: FrozenTrial) -> int:
@@ -225,6 +236,10 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         """The trial's first report at or past ``step``."""
         return next(((i, d) for i, d in _rounds(trial) if i >= step), None)
 
+    def _continues(self, trial: FrozenTrial) -> int | None:
+        """The held trial ``trial`` continues, if it is a continuation."""
+        return None if self.keys is None else trial.user_attrs.get(self.keys.continues)
+
     def _keep(self, reached: int) -> int:
         return self.top_k if self.top_k is not None else max(1, reached // self.reduction_factor)
 
@@ -233,7 +248,7 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         it, at its last report). A continuation is its held trial's run again: not a rival."""
         values = []
         for other in study.get_trials(deepcopy=False):
-            if other.number == trial.number or TrialAttr.CONTINUES in other.user_attrs \
+            if other.number == trial.number or self._continues(other) is not None \
                     or self._first_at(other, self.rung_step) is None:
                 continue
             there = self._first_at(other, step) or _rounds(other)[-1]
@@ -245,7 +260,7 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         """(rank of the trial where it is judged from 1, trials that reached the rung, how many
         go on); None unless the trial's last report is the one it is judged at, or for a
         continuation."""
-        if TrialAttr.CONTINUES in trial.user_attrs:
+        if self._continues(trial) is not None:
             return None
         own = self._first_at(trial, self.judged_at(trial))
         if own is None or own[0] != trial.last_step or own[0] >= self.max_iter:
@@ -286,12 +301,11 @@ class TopKRungPruner(optuna.pruners.BasePruner):
         if not self.hold_until:
             return []
         trials = study.get_trials(deepcopy=False)
-        continued = {t.user_attrs[TrialAttr.CONTINUES] for t in trials
-                     if TrialAttr.CONTINUES in t.user_attrs}
+        continued = {self._continues(t) for t in trials}
         chosen = []
         for trial in trials:
             if trial.state != TrialState.PRUNED or trial.number in continued \
-                    or TrialAttr.HELD_AT not in trial.user_attrs:
+                    or self.keys is None or self.keys.held not in trial.user_attrs:
                 continue
             own = self._first_at(trial, self.judged_at(trial))
             if own is None or own[0] != trial.last_step:

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from lrsearch.search.pruners import CurvePruner, TopKRungPruner
+from lrsearch.search.pruners import CurvePruner, HoldKeys, TopKRungPruner
 from lrsearch.search.space import PRUNERS
 
 
@@ -97,7 +97,8 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
                 kind: str = "asha", reduction_factor: int = 3, sigmas: float = 1.0,
                 top_k: int | None = None,
                 not_before: Callable[[FrozenTrial], int] | None = None,
-                hold_until: int = 0) -> optuna.pruners.BasePruner:
+                hold_until: int = 0, keys: HoldKeys | None = None
+                ) -> optuna.pruners.BasePruner:
     """The study's pruner; ``kind`` as in a space's ``[pruner]`` table.
 
     Every rule leaves every trial alone for its first ``warmup_fraction`` of iterations: warm-up,
@@ -120,7 +121,8 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
       (lrsearch.search.pruners.TopKRungPruner); with ``not_before`` (SearchSpace.warmed_up),
       a trial still warming up at the rung is judged once it has warmed up; with
       ``hold_until`` n, a trial is stopped and held while fewer than n trials have reached the
-      rung, and continued (re-run) if within the top-k once n have.
+      rung, and continued (re-run) if within the top-k once n have (``keys``: the
+      attributes that mark them).
     - ``none``: every trial trains to the end.
     """
     warmup = int(max_iter * warmup_fraction)
@@ -139,7 +141,7 @@ def make_pruner(max_iter: int, startup_trials: int = 5, warmup_fraction: float =
         return CurvePruner(max_iter, warmup, startup_trials=startup_trials, sigmas=sigmas)
     if kind == "top_k_rung":
         return TopKRungPruner(warmup, max_iter, top_k=top_k, reduction_factor=reduction_factor,
-                              not_before=not_before, hold_until=hold_until)
+                              not_before=not_before, hold_until=hold_until, keys=keys)
     raise ValueError(f"unknown pruner kind {kind!r} ({', '.join(PRUNERS)})")
 
 
