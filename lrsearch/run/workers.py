@@ -164,9 +164,9 @@ class Workers:
         while not self.stopping.is_set():
             with study_lock(self.plan.storage_url, self.plan.name):
                 self._fail_stale_trials()
-                counts, running, _ = budget(self.study)
-                self._continue_held(final=sum(counts.values()) >= self.plan.trials)
                 counts, running, waiting = budget(self.study)
+                if self._continue_held(final=sum(counts.values()) >= self.plan.trials):
+                    counts, running, waiting = budget(self.study)
                 if waiting:
                     return self.study.ask()
                 if not self.sample:
@@ -180,10 +180,13 @@ class Workers:
             self.stopping.wait(min(self.plan.heartbeat, 10))
         return None
 
-    def _continue_held(self, final: bool) -> None:
-        for number in enqueue_continuations(self.study, final=final):
+    def _continue_held(self, final: bool) -> int:
+        """Queues the held trials to continue now; how many."""
+        queued = enqueue_continuations(self.study, final=final)
+        for number in queued:
             self.progress.message(f"Trial {number} goes on: among the best at the rung once "
                                   f"enough trials reached it; queued again with its seed.")
+        return len(queued)
 
     def _slot(self, slot: Slot) -> None:
         try:

@@ -307,12 +307,8 @@ class TopKRungPruner(optuna.pruners.BasePruner):
             if trial.state != TrialState.PRUNED or trial.number in continued \
                     or self.keys is None or self.keys.held not in trial.user_attrs:
                 continue
-            own = self._first_at(trial, self.judged_at(trial))
-            if own is None or own[0] != trial.last_step:
-                continue
-            values = self._rivals(study, trial, own[0])
-            reached = len(values) + 1
-            if (final or reached >= self.hold_until) \
-                    and 1 + sum(v > own[1] for v in values) <= self._keep(reached):
+            standing = self.standing(study, trial)  # where it stopped: its last report
+            if standing is not None and (final or standing[1] >= self.hold_until) \
+                    and standing[0] <= standing[2]:
                 chosen.append(trial)
         return chosen
