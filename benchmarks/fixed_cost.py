@@ -1,24 +1,33 @@
-"""A trial's fixed cost with and without the fork server, side by side.
+"""A trial's fixed cost, two ways of starting it side by side.
 
 Per task, iteration count and repeat, two studies of the same pinned schedules (constant lr,
-no pruning, one trial at a time, the same study seed, so the same training seeds):
+no pruning, one trial at a time, the same study seed, so the same training seeds), in
+alternating order (the first arm first on even repeats). ``--compare fork`` (the default):
 
   cold: every trial a new process that imports TensorFlow and NiftyNet
         (``lrsearch optimize --no-fork-server``: how every trial started before);
   warm: every trial forked from one process per slot that imported them once (the default;
-        lrsearch.engines.child.server), the first trial paying that process's start;
+        lrsearch.engines.child.server), the first trial paying that process's start.
 
-in alternating order (cold first on even repeats). A short run (``--iterations 10``: a trial
-stopped at the default pruner's rung of a 200-iteration study) is where the fixed cost
-dominates. Printed per arm: the median of each phase of a trial from the second on (imports;
-set-up = graph, session and first iteration; training; evaluation, which a stopped trial
-skips), the first trial's imports, the compute-seconds of the whole study (trial wall times
-summed, evaluation included) and of a stopped trial (imports + set-up + training), the warm
-arm's saving with its spread over repeats, and whether the two arms' validation Dice agree
-bit for bit (they must: same seeds, same windows).
+``--compare rewrites``, both forked:
 
-    python benchmarks/fixed_cost.py [--tasks brain tissue] [--iterations 10 60] [--trials 5]
-        [--repeats 3]
+  on:   TensorFlow's graph rewrites (grappler) in every session, as TensorFlow sets them
+        (``LRSEARCH_GRAPH_REWRITES=on``: how every trial ran before);
+  auto: the default, off where the run sees no GPU (lrsearch.engines.child.sessions).
+
+A short run (``--iterations 10``: a trial stopped at the default pruner's rung of a
+200-iteration study) is where the fixed cost dominates; a full one (``--iterations 200``)
+shows what the rest of the training pays or saves. Printed per arm: the median of each phase
+of a trial from the second on (imports; set-up = graph, session and first iteration;
+training, and per iteration after the first; evaluation, which a stopped trial skips), the
+first trial's imports, the compute-seconds of the whole study (trial wall times summed,
+evaluation included) and of a stopped trial (imports + set-up + training), the second arm's
+saving with its spread over repeats, and how the two arms' validation Dice compare (fork:
+bit for bit, same seeds, same windows; rewrites: TensorFlow's rewritten graph sums in another
+order, so the last validation Dice and the final whole-volume Dice are compared).
+
+    python benchmarks/fixed_cost.py [--compare fork|rewrites] [--tasks brain tissue]
+        [--iterations 10 200] [--trials 5] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -50,15 +59,27 @@ optimisers = ["adam"]
 """
 LRS = (1e-3, 3e-4, 3e-3, 1e-4, 1e-2, 3e-5, 3e-2, 1e-5)
 PHASES = ("imports", "setup", "training", "evaluation")
+COMPARISONS = {"fork": ("cold", "warm"), "rewrites": ("on", "auto")}
+
+
+def arm_runtime(arm: str):
+    """The runtime an arm's trials run in."""
+    runtime = get_runtime("tf2")
+    if arm == "cold":
+        return dataclasses.replace(runtime, warm=False)
+    if arm == "on":
+        return dataclasses.replace(runtime, graph_rewrites="on")
+    return runtime  # warm, auto: the defaults
 
 
 def run_arm(work: Path, task: str, arm: str, iterations: int, trials: int, repeat: int) -> list:
-    """The trials of one study: ``(timing, wall seconds, validation Dice by iteration)``."""
+    """The trials of one study: ``(timing, wall seconds, validation Dice by iteration, final
+    whole-volume Dice)``."""
     name = f"{task}-{iterations}-{arm}-{repeat}"
     storage = f"sqlite:///{work / 'fixed_cost.db'}"
     space = work / "space.toml"
     space.write_text(SPACE)
-    runtime = dataclasses.replace(get_runtime("tf2"), warm=arm == "warm")
+    runtime = arm_runtime(arm)
     options = StudyOptions(DEMOS[task][0], space, study_name=name, storage_url=storage,
                            trials=trials, seed=repeat, max_iter=iterations,
                            runs_dir=work / name, runtime=runtime, baselines="none", repeats=0,
@@ -82,7 +103,7 @@ def run_arm(work: Path, task: str, arm: str, iterations: int, trials: int, repea
                      f"{trial.user_attrs.get(TrialAttr.STOP_REASON)}")
         timing = trial.user_attrs[TrialAttr.TIMING]
         out.append((timing, sum(timing.get(p, 0.0) for p in PHASES),
-                    dict(trial.intermediate_values)))
+                    dict(trial.intermediate_values), trial.value))
     return out
 
 
@@ -93,36 +114,50 @@ def _spread(values: list[float]) -> str:
            f"{min(values):+.2f} … {max(values):+.2f})"
 
 
-def report(task: str, iterations: int, runs: dict[str, list[list]]) -> None:
-    repeats = len(runs["cold"])
-    print(f"\n{task}, {iterations} iterations per trial, {len(runs['cold'][0])} trials per "
+def report(task: str, iterations: int, arms: tuple[str, str], runs: dict[str, list[list]]
+           ) -> None:
+    first_arm, second = arms
+    repeats = len(runs[first_arm])
+    print(f"\n{task}, {iterations} iterations per trial, {len(runs[first_arm][0])} trials per "
           f"study, {repeats} repeats (medians over trials 2..; seconds)")
-    print(f"  {'arm':<5} {'imports':>8} {'set-up':>8} {'training':>9} {'evaluation':>11} "
-          f"{'1st imports':>12} {'stopped trial':>14} {'study':>8}")
+    print(f"  {'arm':<5} {'imports':>8} {'set-up':>8} {'training':>9} {'per iter':>9} "
+          f"{'evaluation':>11} {'1st imports':>12} {'stopped trial':>14} {'study':>8}")
     study_seconds: dict[str, list[float]] = {}
     stopped: dict[str, list[float]] = {}
-    for arm in ("cold", "warm"):
+    for arm in arms:
         later = [t for study in runs[arm] for t in study[1:]]
         med = {p: statistics.median(t[0].get(p, 0.0) for t in later) for p in PHASES}
+        per_iter = med["training"] / max(1, iterations - 1)  # set-up holds the first
         first = statistics.median(study[0][0]["imports"] for study in runs[arm])
         study_seconds[arm] = [sum(t[1] for t in study) for study in runs[arm]]
         stopped[arm] = [statistics.median(sum(t[0][p] for p in PHASES[:3]) for t in study[1:])
                         for study in runs[arm]]
         print(f"  {arm:<5} {med['imports']:8.2f} {med['setup']:8.2f} {med['training']:9.2f} "
-              f"{med['evaluation']:11.2f} {first:12.2f} {statistics.median(stopped[arm]):14.2f} "
+              f"{per_iter:9.3f} {med['evaluation']:11.2f} {first:12.2f} "
+              f"{statistics.median(stopped[arm]):14.2f} "
               f"{statistics.median(study_seconds[arm]):8.1f}")
-    saved = [c - w for c, w in zip(study_seconds["cold"], study_seconds["warm"], strict=True)]
-    per_stopped = [c - w for c, w in zip(stopped["cold"], stopped["warm"], strict=True)]
-    print(f"  warm saves per study: {_spread(saved)} of "
-          f"{statistics.mean(study_seconds['cold']):.1f} s; per stopped trial "
-          f"{_spread(per_stopped)} of {statistics.mean(stopped['cold']):.2f} s")
-    same = all(a[2] == b[2] for c, w in zip(runs["cold"], runs["warm"], strict=True)
-               for a, b in zip(c, w, strict=True))
-    print(f"  validation Dice identical in both arms, trial by trial: {'yes' if same else 'NO'}")
+    saved = [a - b for a, b in zip(study_seconds[first_arm], study_seconds[second], strict=True)]
+    per_stopped = [a - b for a, b in zip(stopped[first_arm], stopped[second], strict=True)]
+    print(f"  {second} saves per study: {_spread(saved)} of "
+          f"{statistics.mean(study_seconds[first_arm]):.1f} s; per stopped trial "
+          f"{_spread(per_stopped)} of {statistics.mean(stopped[first_arm]):.2f} s")
+    pairs = [(a, b) for x, y in zip(runs[first_arm], runs[second], strict=True)
+             for a, b in zip(x, y, strict=True)]
+    if all(a[2] == b[2] for a, b in pairs):
+        print("  validation Dice identical in both arms, trial by trial: yes")
+        return
+    last = [abs(a[2][max(a[2])] - b[2][max(b[2])]) for a, b in pairs if a[2] and b[2]]
+    final = [b[3] - a[3] for a, b in pairs]
+    print(f"  validation Dice identical in both arms: no; last validation |difference| "
+          f"mean {statistics.mean(last):.4f}, max {max(last):.4f}; final whole-volume Dice "
+          f"{second} - {first_arm}: mean {statistics.mean(final):+.4f} "
+          f"(sd {statistics.stdev(final) if len(final) > 1 else 0:.4f}, "
+          f"{len(final)} trials)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="fork")
     parser.add_argument("--tasks", nargs="+", choices=sorted(DEMOS), default=["brain", "tissue"])
     parser.add_argument("--iterations", type=int, nargs="+", default=[10])
     parser.add_argument("--trials", type=int, default=5)
@@ -139,14 +174,15 @@ def main() -> None:
     for task in args.tasks:
         ensure_demo_data(work / DEMOS[task][1], task=task)
         for iterations in args.iterations:
-            runs: dict[str, list[list]] = {"cold": [], "warm": []}
+            arms = COMPARISONS[args.compare]
+            runs: dict[str, list[list]] = {arm: [] for arm in arms}
             for repeat in range(args.repeats):
-                order = ("cold", "warm") if repeat % 2 == 0 else ("warm", "cold")
+                order = arms if repeat % 2 == 0 else arms[::-1]
                 for arm in order:
                     runs[arm].append(run_arm(work, task, arm, iterations, args.trials, repeat))
                     print(f"  {task} {iterations} it, repeat {repeat}, {arm}: "
                           f"{sum(t[1] for t in runs[arm][-1]):.1f} s", flush=True)
-            report(task, iterations, runs)
+            report(task, iterations, arms, runs)
 
 
 if __name__ == "__main__":

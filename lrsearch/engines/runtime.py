@@ -9,6 +9,7 @@ started is the NiftyNet contract's (:mod:`lrsearch.nifty.contract`).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,13 +29,19 @@ class Runtime:
     # fork children from a server that has imported TensorFlow (engines.child.server); False:
     # each child is a new process that imports it (what benchmarks/trial_overhead.py compares)
     warm: bool = True
+    # TensorFlow's graph rewrites in the child (contract.GRAPH_REWRITES); None: the child's
+    # default, "auto" (off where the run sees no GPU: lrsearch.engines.child.sessions)
+    graph_rewrites: str | None = None
 
     def command(self, runs: Sequence[Sequence[str]]) -> list[str]:
         """One child process running NiftyNet ``net_run`` argument lists one after the other."""
         return contract.child_command(self.python, runs)
 
     def environment(self, extra: Mapping[str, str] = ()) -> dict[str, str]:
-        return contract.child_environment(self.pythonpath, extra)
+        env = contract.child_environment(self.pythonpath, extra)
+        if self.graph_rewrites is not None:
+            env[contract.GRAPH_REWRITES_ENV] = self.graph_rewrites
+        return env
 
     def start(self, runs: Sequence[Sequence[str]], extra: Mapping[str, str], cwd: Path,
               log_path: Path) -> ChildProcess:
@@ -51,8 +58,15 @@ def get_runtime(name: str, python: str | None = None, report=None, *, build: boo
 
     ``python``: for tf1, a Python 3.7 to build the environment from, or an interpreter that
     already has TensorFlow 1.15 and NiftyNet 0.6.0 (used as it is). ``report(text)`` is told
-    about a build's progress.
+    about a build's progress. The environment's ``LRSEARCH_GRAPH_REWRITES`` (auto, on, off),
+    which the children inherit, is checked here, before any starts.
     """
+    rewrites = os.environ.get(contract.GRAPH_REWRITES_ENV, "").strip().lower()
+    if rewrites and rewrites not in contract.GRAPH_REWRITES:
+        raise EngineError(f"environment variable {contract.GRAPH_REWRITES_ENV} must be one of "
+                          f"{', '.join(contract.GRAPH_REWRITES)}, but got "
+                          f"{os.environ[contract.GRAPH_REWRITES_ENV]!r}; unset it for the "
+                          f"default (auto)")
     if name == "tf2":
         return Runtime("tf2", sys.executable)
     if name == "tf1":

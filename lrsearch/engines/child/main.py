@@ -6,7 +6,8 @@
 On TensorFlow 2 the compatibility layer is installed first; on TensorFlow 1.15 NiftyNet runs as
 released. Chaining runs with ``--then`` saves a second TensorFlow import and process start (the
 final evaluation of a trial is an inference run right after training). With ``LRSEARCH_SEED``
-set, every run starts from that seed (:mod:`lrsearch.engines.child.seeding`).
+set, every run starts from that seed (:mod:`lrsearch.engines.child.seeding`); TensorFlow's graph
+rewrites follow ``LRSEARCH_GRAPH_REWRITES`` (:mod:`lrsearch.engines.child.sessions`: off on a CPU).
 :mod:`lrsearch.engines.child.server` runs the same :func:`run` in processes forked after
 :func:`prepare`, so that a trial does not import TensorFlow again.
 Python 3.7-compatible.
@@ -15,8 +16,9 @@ Python 3.7-compatible.
 import os
 import sys
 
+from lrsearch.engines.child import sessions
 from lrsearch.engines.child.seeding import parse_seed, seed_run
-from lrsearch.nifty.contract import SEED_ENV, split_runs
+from lrsearch.nifty.contract import GRAPH_REWRITES_ENV, SEED_ENV, split_runs
 
 
 def prepare():
@@ -39,6 +41,8 @@ def run(runs, program="net_run"):
     import tensorflow as tf  # the v1 API on either runtime
 
     seed = parse_seed(os.environ.get(SEED_ENV))
+    sessions.parse_rewrites(os.environ.get(GRAPH_REWRITES_ENV))
+    sessions.install()
     status = 0
     for args in runs:
         if seed is not None:
@@ -53,6 +57,7 @@ def run(runs, program="net_run"):
 
 def main(argv=None):
     parse_seed(os.environ.get(SEED_ENV))  # a bad seed fails before the imports
+    sessions.parse_rewrites(os.environ.get(GRAPH_REWRITES_ENV))  # so does a bad mode
     return run(list(split_runs(sys.argv[1:] if argv is None else argv)), sys.argv[0])
 
 
