@@ -67,8 +67,8 @@ def arm_runtime(arm: str):
     runtime = get_runtime("tf2")
     if arm == "cold":
         return dataclasses.replace(runtime, warm=False)
-    if arm == "on":
-        return dataclasses.replace(runtime, graph_rewrites="on")
+    if arm in ("on", "lean", "off"):
+        return dataclasses.replace(runtime, graph_rewrites=arm)
     return runtime  # warm, auto: the defaults
 
 
@@ -158,6 +158,8 @@ def report(task: str, iterations: int, arms: tuple[str, str], runs: dict[str, li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="fork")
+    parser.add_argument("--rewrites", choices=("auto", "lean", "off"), default="auto",
+                        help="with --compare rewrites: the mode compared with on")
     parser.add_argument("--tasks", nargs="+", choices=sorted(DEMOS), default=["brain", "tissue"])
     parser.add_argument("--iterations", type=int, nargs="+", default=[10])
     parser.add_argument("--trials", type=int, default=5)
@@ -175,6 +177,8 @@ def main() -> None:
         ensure_demo_data(work / DEMOS[task][1], task=task)
         for iterations in args.iterations:
             arms = COMPARISONS[args.compare]
+            if args.compare == "rewrites":
+                arms = ("on", args.rewrites)
             runs: dict[str, list[list]] = {arm: [] for arm in arms}
             for repeat in range(args.repeats):
                 order = arms if repeat % 2 == 0 else arms[::-1]

@@ -5,6 +5,7 @@ answers."""
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import optuna
@@ -141,6 +142,38 @@ def test_top_k_rung_judges_once_and_by_share_without_top_k():
     assert not any(early or later for early, _, later in decisions.values())
     # each kept trial is within the best third (at least the best) of those at the rung then
     assert [n for n, (_, pruned, _) in decisions.items() if not pruned] == [0, 2, 7]
+
+
+def test_top_k_rung_counts_a_failed_trial_and_its_retry_as_one_rival(tmp_path):
+    # Optuna's own retry, as a dead worker's trial gets it: a heartbeat goes stale, Optuna
+    # fails the trial and queues a retry that inherits its reports (a real SQLite storage).
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=1,
+        failed_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            inherit_intermediate_values=True))
+    pruner = TopKRungPruner(rung_step=50, max_iter=MAX_ITER, top_k=2)
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    dead = study.ask()
+    dead.report(0.90, 50)  # reached the rung, went on, then its worker died
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    failed, retry = study.get_trials(deepcopy=False)
+    assert failed.state == TrialState.FAIL and retry.state == TrialState.WAITING
+    assert retry.intermediate_values == {50: 0.90}  # the same run, once
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.85,
+                                 intermediate_values={50: 0.85}))
+    trial = study.ask()  # the retry is taken first; a new trial after it
+    assert trial.number == retry.number
+    newcomer = study.ask()
+    newcomer.report(0.87, 50)
+    # rivals: 0.90 (the retry; its failed original is not a second one) and 0.85: 2nd of 3
+    assert not newcomer.should_prune()
+    low = study.ask()
+    low.report(0.86, 50)
+    assert low.should_prune()
+    frozen = study.get_trials(deepcopy=False)[-1]
+    assert pruned_because(study, frozen).startswith("ranked 3 of the 4 trials at the rung")
 
 
 @pytest.mark.parametrize(("factor", "brackets"), [(2, 3), (3, 2), (4, 2)])
@@ -433,3 +466,40 @@ def test_a_held_trial_is_continued_on_niftynet_repeating_its_run(tmp_path, capsy
     assert continued.intermediate_values[5] == held.intermediate_values[5]  # the same run
     assert sorted(continued.intermediate_values) == [5, 10, 15, 20]
     assert "Trial 2 goes on" in captured.out + captured.err
+
+
+@pytest.mark.slow
+def test_a_timeout_names_the_held_trials_and_the_same_command_continues_them(tmp_path, capsys):
+    """A real study with ``hold_until`` stopped by ``--timeout`` after its first trial, which
+    was held (three at the rung, too few for 4): the timeout names it; the same command again,
+    whose budget is then spent, continues it."""
+    from lrsearch import cli
+    from tests.tiny import TINY_SPACE, tiny_config
+
+    config = tiny_config(tmp_path, validate_every=5)
+    space = tmp_path / "hold.toml"
+    space.write_text(TINY_SPACE.read_text().split("[pruner]")[0] + '[pruner]\nkind = '
+                     '"top_k_rung"\nwarmup_fraction = 0.25\ntop_k = 2\nhold_until = 4\n')
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="t", storage=storage, direction="maximize")
+    for _ in range(2):
+        study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={5: 0.0}))
+    command = ["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
+               "--study", "t", "--trials", "3", "--max-iter", "20", "--jobs", "1",
+               "--baselines", "none", "--seed", "3"]
+
+    assert cli.main([*command, "--timeout", "1"]) == 0  # one trial, then the time is up
+    first = capsys.readouterr()
+    trials = optuna.load_study(study_name="t", storage=storage).trials
+    assert len(trials) == 3 and trials[2].user_attrs["held_at"] == 5
+    assert ("Held at the rung and not continued before the timeout: trial 2 (among the best "
+            "there). The same command again continues it once 4 trials have reached the rung "
+            "or --trials are spent.") in first.out + first.err
+
+    assert cli.main(command) == 0  # 3 trials spent: the held one is continued
+    again = capsys.readouterr()
+    trials = optuna.load_study(study_name="t", storage=storage).trials
+    assert len(trials) == 4 and trials[3].user_attrs["continues"] == 2
+    assert trials[3].state == TrialState.COMPLETE
+    assert "Trial 2 goes on" in again.out + again.err
+    assert "not continued" not in again.out + again.err

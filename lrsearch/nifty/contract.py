@@ -38,9 +38,10 @@ SEED_RANGE = 2 ** 31  # training seeds are in [0, SEED_RANGE): numpy takes < 2**
 VALIDATION_SEED_ENV = "LRSEARCH_VALIDATION_SEED"
 VALIDATION_LOG_ENV = "LRSEARCH_VALIDATION_LOG"  # file the child appends each validation window to
 # TensorFlow's graph rewrites (grappler) in the child's sessions: "on" as TensorFlow sets them,
-# "off" none; unset or "auto": off when the run sees no GPU (lrsearch.engines.child.sessions)
+# "lean" only the passes that shrink the graph, once, "off" none; unset or "auto": the
+# default of lrsearch.engines.child.sessions
 GRAPH_REWRITES_ENV = "LRSEARCH_GRAPH_REWRITES"
-GRAPH_REWRITES = ("auto", "on", "off")
+GRAPH_REWRITES = ("auto", "on", "lean", "off")
 DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
 LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
 

@@ -28,6 +28,7 @@ from lrsearch.run.storage import (
     study_lock,
 )
 from lrsearch.run.trial import TrialFailed, TrialInterrupted, run_trial
+from lrsearch.search import retries
 from lrsearch.search.baselines import baseline_schedule
 from lrsearch.search.baselines import label as baseline_label
 from lrsearch.search.pruners import TopKRungPruner
@@ -36,11 +37,6 @@ from lrsearch.search.space import OPTIMISER_PARAM, TrialSetup
 from lrsearch.urls import redact
 
 logger = logging.getLogger("lrsearch")
-
-# Optuna's own system attributes, which its RetryHeartbeatStaleTrialCallback sets on a retry
-# (Optuna's keys, not lrsearch's: lrsearch's are in monitor.records):
-FAILED_TRIAL = "failed_trial"  # the number of the original trial the retry re-runs
-RETRY_HISTORY = "retry_history"  # the numbers of every failed trial the retry replaces
 
 
 def is_repeat(trial: optuna.trial.FrozenTrial) -> bool:
@@ -63,7 +59,7 @@ def budget(study: optuna.Study) -> tuple[dict[str, int], int, int]:
     ones are waiting like any trial, so a worker runs them.
     """
     trials = study.get_trials(deepcopy=False)
-    superseded = {n for t in trials for n in t.system_attrs.get(RETRY_HISTORY, ())}
+    superseded = retries.superseded(trials)
     waiting = sum(t.state == TrialState.WAITING for t in trials if t.number not in superseded)
     live = [t for t in trials if t.number not in superseded and not is_repeat(t)
             and not is_continuation(t)]
@@ -125,6 +121,7 @@ class Workers:
         self.errors: list[BaseException] = []
         self.finished = {slot.index: threading.Event() for slot in plan.slots}  # slot ended
         self.streak = FailureStreak(plan.max_failures)
+        self.timed_out = False
 
     def run(self) -> None:
         threads = [threading.Thread(target=self._slot, args=(slot,), daemon=True,
@@ -153,6 +150,25 @@ class Workers:
             raise self.errors[0]
         if self.streak.stopped:
             raise StudyFailed(self.streak.message())
+        if self.timed_out:
+            self._report_held()
+
+    def _report_held(self) -> None:
+        """After a timeout: the held trials that would go on (top_k_rung's ``hold_until``) but
+        were not continued, and how to continue them."""
+        pruner = self.study.pruner
+        if not isinstance(pruner, TopKRungPruner):
+            return
+        queued = [t.user_attrs[TrialAttr.CONTINUES] for t in self.study.get_trials(
+            deepcopy=False, states=(TrialState.WAITING,)) if is_continuation(t)]
+        held = sorted(queued + [t.number for t in pruner.continuations(self.study, final=True)])
+        if held:
+            numbers = ", ".join(str(n) for n in held)
+            self.progress.message(
+                f"Held at the rung and not continued before the timeout: trial"
+                f"{'s' if len(held) > 1 else ''} {numbers} (among the best there). The same "
+                f"command again continues {'them' if len(held) > 1 else 'it'} once "
+                f"{pruner.hold_until} trials have reached the rung or --trials are spent.")
 
     def _next_trial(self) -> optuna.Trial | None:
         """The next trial to run; None when the study holds enough finished trials.
@@ -194,6 +210,7 @@ class Workers:
                 timeout = self.plan.timeout
                 if timeout is not None and time.monotonic() - self.started >= timeout:
                     self.progress.message(f"Timeout of {timeout:g} s reached.")
+                    self.timed_out = True
                     return
                 trial = self._next_trial()
                 if trial is None:
@@ -378,7 +395,8 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, plan: StudyPlan, progress
         label = f"repeat {round_} of trial {setup.repeat_of}" + (f", {label}" if label else "")
     if is_continuation(trial):
         label = f"continues held trial {trial.user_attrs[TrialAttr.CONTINUES]}"
-    retry_of = trial.study._storage.get_trial(trial._trial_id).system_attrs.get(FAILED_TRIAL)
+    stored = trial.study._storage.get_trial(trial._trial_id)
+    retry_of = stored.system_attrs.get(retries.FAILED_TRIAL)
     if retry_of is not None:
         trial.set_user_attr(TrialAttr.RETRY_OF, retry_of)
         trial.set_user_attr(TrialAttr.STOP_REASON, None)  # inherited from the original

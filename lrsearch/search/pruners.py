@@ -22,6 +22,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from lrsearch.search import retries
+
 __all__ = ["CURVES", "CurvePruner", "Forecast", "HoldKeys", "TopKRungPruner", "forecast"]
 
 # Saturating learning-curve models in t = iteration / max_iter (so t = 1 is the trial's end):
@@ -245,10 +247,15 @@ class TopKRungPruner(optuna.pruners.BasePruner):
 
     def _rivals(self, study: optuna.Study, trial: FrozenTrial, step: int) -> list[float]:
         """The Dice of every other trial that reached the rung, at ``step`` (or, stopped before
-        it, at its last report). A continuation is its held trial's run again: not a rival."""
+        it, at its last report). A continuation is its held trial's run again, and a failed
+        trial that a retry replaces is that retry's run (whose reports it inherits): neither
+        is a rival."""
+        trials = study.get_trials(deepcopy=False)
+        replaced = retries.superseded(trials)
         values = []
-        for other in study.get_trials(deepcopy=False):
-            if other.number == trial.number or self._continues(other) is not None \
+        for other in trials:
+            if other.number == trial.number or other.number in replaced \
+                    or self._continues(other) is not None \
                     or self._first_at(other, self.rung_step) is None:
                 continue
             there = self._first_at(other, step) or _rounds(other)[-1]

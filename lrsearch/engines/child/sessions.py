@@ -39,6 +39,27 @@ def rewrites_off(mode, gpus):
     return mode == "off" or (mode == "auto" and gpus == 0)
 
 
+# The passes "lean" keeps, in one pass instead of two: pruning, constant folding, arithmetic,
+# dependency and common-subexpression elimination, which took HighRes3DNet's training graph
+# from 8,848 nodes to 3,262. The others changed nothing on it on a CPU.
+_LEAN_OFF = ("layout_optimizer", "remapping", "shape_optimization", "loop_optimization",
+             "function_optimization", "implementation_selector")
+
+
+def _lean(rewrites):
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config = rewriter_config_pb2.RewriterConfig
+    rewrites.meta_optimizer_iterations = config.ONE
+    rewrites.memory_optimization = config.NO_MEM_OPT
+    fields = rewrites.DESCRIPTOR.fields_by_name
+    for name in _LEAN_OFF:
+        if name in fields:
+            setattr(rewrites, name, config.OFF)
+    if "disable_tfg_optimizer" in fields:  # TF 2 only
+        rewrites.disable_tfg_optimizer = True
+
+
 def _visible_gpus():
     import tensorflow as tf
 
@@ -57,7 +78,9 @@ def install():
     def tf_config():
         config = stock()
         mode = parse_rewrites(os.environ.get(GRAPH_REWRITES_ENV))
-        if rewrites_off(mode, _visible_gpus() if mode == "auto" else None):
+        if mode == "lean":
+            _lean(config.graph_options.rewrite_options)
+        elif rewrites_off(mode, _visible_gpus() if mode == "auto" else None):
             config.graph_options.rewrite_options.disable_meta_optimizer = True
         return config
 
