@@ -11,9 +11,10 @@ alternating order (the first arm first on even repeats). ``--compare fork`` (the
 
 ``--compare rewrites``, both forked:
 
-  on:   TensorFlow's graph rewrites (grappler) in every session, as TensorFlow sets them
-        (``LRSEARCH_GRAPH_REWRITES=on``: how every trial ran before);
-  auto: the default, off where the run sees no GPU (lrsearch.engines.child.sessions).
+  on:   TensorFlow's graph rewrites (grappler) in every session, as TensorFlow sets them (the
+        default);
+  off:  none (``LRSEARCH_GRAPH_REWRITES=off``), or with ``--rewrites lean`` one pass of the
+        five that shrink the graph (lrsearch.engines.child.sessions).
 
 A short run (``--iterations 10``: a trial stopped at the default pruner's rung of a
 200-iteration study) is where the fixed cost dominates; a full one (``--iterations 200``)
@@ -26,8 +27,8 @@ saving with its spread over repeats, and how the two arms' validation Dice compa
 bit for bit, same seeds, same windows; rewrites: TensorFlow's rewritten graph sums in another
 order, so the last validation Dice and the final whole-volume Dice are compared).
 
-    python benchmarks/fixed_cost.py [--compare fork|rewrites] [--tasks brain tissue]
-        [--iterations 10 200] [--trials 5] [--repeats 3]
+    python benchmarks/fixed_cost.py [--compare fork|rewrites [--rewrites off|lean]]
+        [--tasks brain tissue] [--iterations 10 200] [--trials 5] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ optimisers = ["adam"]
 """
 LRS = (1e-3, 3e-4, 3e-3, 1e-4, 1e-2, 3e-5, 3e-2, 1e-5)
 PHASES = ("imports", "setup", "training", "evaluation")
-COMPARISONS = {"fork": ("cold", "warm"), "rewrites": ("on", "auto")}
+COMPARISONS = {"fork": ("cold", "warm"), "rewrites": ("on", "off")}
 
 
 def arm_runtime(arm: str):
@@ -69,7 +70,7 @@ def arm_runtime(arm: str):
         return dataclasses.replace(runtime, warm=False)
     if arm in ("on", "lean", "off"):
         return dataclasses.replace(runtime, graph_rewrites=arm)
-    return runtime  # warm, auto: the defaults
+    return runtime  # warm: the default
 
 
 def run_arm(work: Path, task: str, arm: str, iterations: int, trials: int, repeat: int) -> list:
@@ -158,7 +159,7 @@ def report(task: str, iterations: int, arms: tuple[str, str], runs: dict[str, li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="fork")
-    parser.add_argument("--rewrites", choices=("auto", "lean", "off"), default="auto",
+    parser.add_argument("--rewrites", choices=("lean", "off"), default="off",
                         help="with --compare rewrites: the mode compared with on")
     parser.add_argument("--tasks", nargs="+", choices=sorted(DEMOS), default=["brain", "tissue"])
     parser.add_argument("--iterations", type=int, nargs="+", default=[10])

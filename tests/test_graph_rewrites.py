@@ -1,11 +1,11 @@
-"""TensorFlow's graph rewrites in the child (lrsearch.engines.child.sessions): off on a CPU.
+"""TensorFlow's graph rewrites in the child (lrsearch.engines.child.sessions): TensorFlow's own
+by default, fewer on request (``LRSEARCH_GRAPH_REWRITES``).
 
 The real test runs NiftyNet trainings through the runtime's fork server, as a trial does, with
 TensorFlow's own log of its graph optimiser turned on (``TF_CPP_VMODULE=meta_optimizer=1``),
-and reads that log: the optimiser ran, or it did not. This machine has no GPU, so the branch
-of ``auto`` that keeps the rewrites where a GPU is visible is checked on its decision only
-(``rewrites_off``), not on a GPU. Both runtimes: TF 2 (bridged) and stock TF 1.15, whose
-environment is built here if the user cache lacks it (tests/install-deps.sh builds it ahead).
+and reads that log: which passes ran, if any. Both runtimes: TF 2 (bridged) and stock TF 1.15,
+whose environment is built here if the user cache lacks it (tests/install-deps.sh builds it
+ahead).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from lrsearch.engines.child.sessions import parse_rewrites, rewrites_off
+from lrsearch.engines.child.sessions import configure, parse_rewrites
 from lrsearch.engines.runtime import get_runtime
 from lrsearch.errors import EngineError
 from lrsearch.nifty import contract
@@ -28,19 +28,27 @@ from tests.tiny import tiny_config
 GRAPPLER = "Starting optimization for grappler item: tf_graph"
 
 
-def test_auto_turns_the_rewrites_off_only_without_a_gpu():
-    assert rewrites_off("auto", 0) is True
-    assert rewrites_off("auto", 1) is False
-    assert rewrites_off("off", 2) is True
-    assert rewrites_off("on", 0) is False
-    assert parse_rewrites(None) == "auto"
-    assert parse_rewrites(" OFF ") == "off"
+def test_lean_keeps_the_passes_that_shrink_the_graph_in_one_pass_and_off_none():
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config = rewriter_config_pb2.RewriterConfig
+    on, lean, off = config(), config(), config()
+    for rewrites, mode in ((on, "on"), (lean, "lean"), (off, "off")):
+        configure(rewrites, mode)
+    assert on == config()  # TensorFlow's own
+    assert off.disable_meta_optimizer
+    assert lean.meta_optimizer_iterations == config.ONE and not lean.disable_meta_optimizer
+    assert lean.remapping == lean.layout_optimizer == config.OFF
+    assert lean.memory_optimization == config.NO_MEM_OPT
+    assert lean.constant_folding == lean.arithmetic_optimization == config.DEFAULT
+    assert parse_rewrites(None) == parse_rewrites("") == "on"
+    assert parse_rewrites(" LEAN ") == "lean"
 
 
 def test_the_child_refuses_an_unknown_mode_in_one_line():
     with pytest.raises(SystemExit) as stop:
         parse_rewrites("fast")
-    assert str(stop.value) == ("LRSEARCH_GRAPH_REWRITES must be one of auto, on, off, "
+    assert str(stop.value) == ("LRSEARCH_GRAPH_REWRITES must be one of on, lean, off, "
                                "but got 'fast'")
     # and a child started with it stops before importing TensorFlow, with that line
     env = dict(os.environ, **{contract.GRAPH_REWRITES_ENV: "fast"})
@@ -48,12 +56,12 @@ def test_the_child_refuses_an_unknown_mode_in_one_line():
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
-        "LRSEARCH_GRAPH_REWRITES must be one of auto, on, off, but got 'fast'"]
+        "LRSEARCH_GRAPH_REWRITES must be one of on, lean, off, but got 'fast'"]
 
 
 def test_a_runtime_refuses_an_unknown_mode_before_any_child_starts(monkeypatch):
     monkeypatch.setenv(contract.GRAPH_REWRITES_ENV, "fast")
-    with pytest.raises(EngineError, match="LRSEARCH_GRAPH_REWRITES must be one of auto, on, "
+    with pytest.raises(EngineError, match="LRSEARCH_GRAPH_REWRITES must be one of on, lean, "
                                           "off, but got 'fast'; unset it"):
         get_runtime("tf2")
 
@@ -65,9 +73,11 @@ def test_the_sessions_of_a_served_training_follow_the_mode(name, tmp_path, monke
     base = get_runtime(name, report=lambda text: print(f"tf1 setup: {text}", flush=True))
     config = tiny_config(tmp_path, validate_every=-1)
     runs = [contract.train_args(config) + ["--max_iter", "2"]]
-    verbose = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "meta_optimizer=1"}
+    # seeded, as every trial is; TensorFlow's optimiser log on
+    verbose = {contract.SEED_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "0",
+               "TF_CPP_VMODULE": "meta_optimizer=1"}
     logs = {}
-    for mode in (None, "on", "off"):
+    for mode in (None, "lean", "off"):  # None: unset, TensorFlow's own (as "on")
         runtime = dataclasses.replace(base, graph_rewrites=mode)
         log = tmp_path / f"{mode}.log"
         child = runtime.start(runs, verbose, cwd=tmp_path, log_path=log)
@@ -76,6 +86,9 @@ def test_the_sessions_of_a_served_training_follow_the_mode(name, tmp_path, monke
         assert child.wait() == 0, "".join(lines[-30:])
         logs[mode] = log.read_text()
         assert "training iter 2," in logs[mode]
-    assert GRAPPLER in logs["on"]
+    # unset: every pass, fusions (remapper) included; lean: pruned, not fused; off: none
+    for mode in (None, "lean"):
+        assert GRAPPLER in logs[mode] and "] model_pruner: Graph size" in logs[mode]
+    assert "] remapper: Graph size" in logs[None]
+    assert "] remapper: Graph size" not in logs["lean"]
     assert GRAPPLER not in logs["off"]
-    assert GRAPPLER not in logs[None]  # auto, on this machine without a GPU

@@ -116,3 +116,13 @@ def test_runtime_check_reports_versions_gpus_and_a_training(tf1_python, commands
 
 def test_interpreter_with_tf1_is_used_as_it_is(tf1_python):
     assert tf1.ensure_python(tf1_python, build=False) == tf1_python
+
+
+def test_a_tf1_child_does_not_inherit_tf2_behaviour(monkeypatch):
+    # what importing TensorFlow 2 does to the importing process's environment (a test process
+    # that has imported it starts children too); TF 1.15 would switch to v2 behaviour
+    from lrsearch.engines.runtime import Runtime
+
+    monkeypatch.setenv("TF2_BEHAVIOR", "1")
+    assert "TF2_BEHAVIOR" not in Runtime("tf1", sys.executable).environment()
+    assert Runtime("tf2", sys.executable).environment()["TF2_BEHAVIOR"] == "1"

@@ -29,8 +29,8 @@ class Runtime:
     # fork children from a server that has imported TensorFlow (engines.child.server); False:
     # each child is a new process that imports it (what benchmarks/trial_overhead.py compares)
     warm: bool = True
-    # TensorFlow's graph rewrites in the child (contract.GRAPH_REWRITES); None: the child's
-    # default, "auto" (off where the run sees no GPU: lrsearch.engines.child.sessions)
+    # TensorFlow's graph rewrites in the child (contract.GRAPH_REWRITES); None: as the
+    # environment says, else TensorFlow's own (lrsearch.engines.child.sessions)
     graph_rewrites: str | None = None
 
     def command(self, runs: Sequence[Sequence[str]]) -> list[str]:
@@ -39,6 +39,12 @@ class Runtime:
 
     def environment(self, extra: Mapping[str, str] = ()) -> dict[str, str]:
         env = contract.child_environment(self.pythonpath, extra)
+        if self.name == "tf1":
+            # Importing TensorFlow 2 sets TF2_BEHAVIOR=1 in the importing process's own
+            # environment (a process that has, e.g. a test's, passes it on); TF 1.15 would
+            # take it and switch to v2 behaviour, in which NiftyNet's one-shot dataset
+            # iterators fail ("Cannot capture a stateful node ... by value").
+            env.pop("TF2_BEHAVIOR", None)
         if self.graph_rewrites is not None:
             env[contract.GRAPH_REWRITES_ENV] = self.graph_rewrites
         return env
@@ -58,15 +64,15 @@ def get_runtime(name: str, python: str | None = None, report=None, *, build: boo
 
     ``python``: for tf1, a Python 3.7 to build the environment from, or an interpreter that
     already has TensorFlow 1.15 and NiftyNet 0.6.0 (used as it is). ``report(text)`` is told
-    about a build's progress. The environment's ``LRSEARCH_GRAPH_REWRITES`` (auto, on, off),
+    about a build's progress. The environment's ``LRSEARCH_GRAPH_REWRITES`` (on, lean, off),
     which the children inherit, is checked here, before any starts.
     """
     rewrites = os.environ.get(contract.GRAPH_REWRITES_ENV, "").strip().lower()
     if rewrites and rewrites not in contract.GRAPH_REWRITES:
         raise EngineError(f"environment variable {contract.GRAPH_REWRITES_ENV} must be one of "
                           f"{', '.join(contract.GRAPH_REWRITES)}, but got "
-                          f"{os.environ[contract.GRAPH_REWRITES_ENV]!r}; unset it for the "
-                          f"default (auto)")
+                          f"{os.environ[contract.GRAPH_REWRITES_ENV]!r}; unset it for "
+                          f"TensorFlow's own")
     if name == "tf2":
         return Runtime("tf2", sys.executable)
     if name == "tf1":

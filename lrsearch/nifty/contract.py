@@ -5,7 +5,7 @@ schedule file and a console log; the parent starts ``python -m lrsearch.engines.
 with NiftyNet ``net_run`` argument lists, the child's environment naming the schedule file
 (``SCHEDULE_ENV``), giving the training seed (``SEED_ENV``), the study's validation seed
 (``VALIDATION_SEED_ENV``) with the file the child logs each validation window to
-(``VALIDATION_LOG_ENV``), optionally whether TensorFlow rewrites its graphs
+(``VALIDATION_LOG_ENV``), optionally fewer of TensorFlow's graph rewrites
 (``GRAPH_REWRITES_ENV``), and putting lrsearch, and nothing else, on its ``PYTHONPATH``. The
 child prints the console variables ``DICE_NAME`` and ``LR_NAME`` and saves checkpoints where
 NiftyNet does (``<model>/models/model.ckpt-N.*``, announced by ``iter N saved:`` lines). The
@@ -37,11 +37,11 @@ SEED_RANGE = 2 ** 31  # training seeds are in [0, SEED_RANGE): numpy takes < 2**
 # round (lrsearch.engines.child.validation); unset: NiftyNet's random windows
 VALIDATION_SEED_ENV = "LRSEARCH_VALIDATION_SEED"
 VALIDATION_LOG_ENV = "LRSEARCH_VALIDATION_LOG"  # file the child appends each validation window to
-# TensorFlow's graph rewrites (grappler) in the child's sessions: "on" as TensorFlow sets them,
-# "lean" only the passes that shrink the graph, once, "off" none; unset or "auto": the
-# default of lrsearch.engines.child.sessions
+# TensorFlow's graph rewrites (grappler) in the child's sessions: "on" (or unset) as TensorFlow
+# sets them, "lean" only the passes that shrink the graph, once, "off" none
+# (lrsearch.engines.child.sessions)
 GRAPH_REWRITES_ENV = "LRSEARCH_GRAPH_REWRITES"
-GRAPH_REWRITES = ("auto", "on", "lean", "off")
+GRAPH_REWRITES = ("on", "lean", "off")
 DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
 LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
 

@@ -7,7 +7,7 @@ On TensorFlow 2 the compatibility layer is installed first; on TensorFlow 1.15 N
 released. Chaining runs with ``--then`` saves a second TensorFlow import and process start (the
 final evaluation of a trial is an inference run right after training). With ``LRSEARCH_SEED``
 set, every run starts from that seed (:mod:`lrsearch.engines.child.seeding`); TensorFlow's graph
-rewrites follow ``LRSEARCH_GRAPH_REWRITES`` (:mod:`lrsearch.engines.child.sessions`: off on a CPU).
+rewrites follow ``LRSEARCH_GRAPH_REWRITES`` (:mod:`lrsearch.engines.child.sessions`).
 :mod:`lrsearch.engines.child.server` runs the same :func:`run` in processes forked after
 :func:`prepare`, so that a trial does not import TensorFlow again.
 Python 3.7-compatible.
