@@ -20,8 +20,7 @@ N trials per ``--seeds`` seed), and prints:
   unpruned best; and the floor under any pruner: an oracle that stops all but the best trial at
   the first rung. ``--imports S`` costs every trial but each search's first as forked from a
   fork server (its imports S seconds, as benchmarks/fixed_cost.py measures), arms and
-  reference alike: the same trials under today's fixed cost; ``--setup-saved S`` likewise takes
-  S seconds off every trial's set-up (a change fixed_cost.py measured, e.g. the graph rewrites).
+  reference alike: the same trials under today's fixed cost.
 
 As in a study, a baseline is never asked and no trial is judged at its last iteration. Studies
 run on NiftyNet's random validation windows (no study attribute ``validation_seed``) give the
@@ -37,7 +36,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -145,38 +143,26 @@ def phases(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     return parts
 
 
-@dataclass(frozen=True)
-class Costing:
-    """How a replay costs trials measured under other conditions. ``imports``: these seconds
-    instead of each trial's measured imports (forked from a fork server), but a search's
-    first's; ``setup_saved``: seconds taken off each trial's measured set-up (floored at 0), as
-    benchmarks/fixed_cost.py measures a change to it."""
-
-    imports: float | None = None
-    setup_saved: float = 0.0
-
-
 def cost(trial: optuna.trial.FrozenTrial, stop: int, max_iter: int,
-         imports: float | None = None, setup_saved: float = 0.0) -> float:
+         imports: float | None = None) -> float:
     """Compute-seconds ``trial`` would have taken, stopped at iteration ``stop``: its measured
     fixed costs (imports, set-up, lrsearch's own work around the child), the share of its
     measured training time (validation rounds included), and its evaluation only if it reached
     the end (a pruned trial is not segmented). ``imports``: these seconds instead of its
-    measured imports; ``setup_saved``: these seconds less set-up."""
+    measured imports."""
     p = phases(trial)
-    seconds = p["around the child"] + (p["imports"] if imports is None else imports) \
-        + max(0.0, p["setup"] - setup_saved)
+    seconds = p["around the child"] + (p["imports"] if imports is None else imports) + p["setup"]
     seconds += p["training"] * stop / max_iter
     return seconds + (p["evaluation"] if stop >= max_iter else 0.0)
 
 
 def search_cost(runs: list[tuple[optuna.trial.FrozenTrial, int]], max_iter: int,
-                costing: Costing | None = None) -> float:
-    """Compute-seconds of a search's runs, (trial, iteration it stopped at) in order, costed
-    by ``costing`` (with ``imports``, the first run pays the fork server's start: its own
-    measured imports)."""
-    costing = costing or Costing()
-    return sum(cost(t, stop, max_iter, costing.imports if k else None, costing.setup_saved)
+                imports: float | None = None) -> float:
+    """Compute-seconds of a search's runs, (trial, iteration it stopped at) in order;
+    ``imports``: each run but the first forked from a fork server that has imported
+    TensorFlow, its imports costing this many seconds (the first pays the server's start, its
+    own measured imports)."""
+    return sum(cost(t, stop, max_iter, imports if k else None)
                for k, (t, stop) in enumerate(runs))
 
 
@@ -281,9 +267,6 @@ def main() -> None:
                         help="cost the trials as forked from a fork server: each one's imports "
                         "take SECONDS (benchmarks/fixed_cost.py measures it), but a search's "
                         "first's, which starts the server")
-    parser.add_argument("--setup-saved", type=float, default=0.0, metavar="SECONDS",
-                        help="cost every trial's set-up SECONDS less than measured (a change "
-                        "benchmarks/fixed_cost.py measured, e.g. --compare rewrites)")
     parser.add_argument("--target-share", type=float, default=0.2,
                         help="an arm meets the target at or below this share of the unpruned "
                         "compute-seconds ...")
@@ -345,15 +328,11 @@ def main() -> None:
           f"{'/'.join(str(len(ts)) for ts in searches.values())} trials, each trial in its "
           "order, one at a time; compute-seconds from each trial's measured phases (its "
           "fixed cost, its training up to the stop, its evaluation if it reached the end)")
-    costing = Costing(args.imports, args.setup_saved)
     if args.imports is not None:
         print(f"  costed as forked trials: imports {args.imports:g} s for each trial but the "
               "first of a search (measured: benchmarks/fixed_cost.py), for every arm and the "
               "unpruned reference alike")
-    if args.setup_saved:
-        print(f"  costed with {args.setup_saved:g} s less set-up per trial (measured: "
-              "benchmarks/fixed_cost.py), for every arm and the unpruned reference alike")
-    reference = {label: (search_cost([(t, max_iter) for t in ts], max_iter, costing),
+    reference = {label: (search_cost([(t, max_iter) for t in ts], max_iter, args.imports),
                          max(t.value for t in ts)) for label, ts in searches.items()}
     print("  unpruned random search: " + " | ".join(
         f"{len(ts) * max_iter} it, {reference[label][0]:.0f} compute-s, best "
@@ -379,7 +358,7 @@ def main() -> None:
                 args.sigmas, spec[2], not_before=warmed_up if spec[3] else None,
                 hold_until=spec[4], keys=HOLD_KEYS)
             runs, best = replay(ts, window, max_iter, pruner)
-            seconds = search_cost(runs, max_iter, costing)
+            seconds = search_cost(runs, max_iter, args.imports)
             share = seconds / reference[label][0]
             gap = best - reference[label][1]
             ok = share <= args.target_share and gap >= -args.target_dice
@@ -396,7 +375,7 @@ def main() -> None:
         for label, ts in searches.items():
             top = max(ts, key=lambda t: t.value)
             seconds = search_cost([(t, max_iter if t is top else rung) for t in ts], max_iter,
-                                  costing)
+                                  args.imports)
             shares.append(f"{seconds / reference[label][0]:.0%} s")
         print(f"  oracle stopping all but the best at {rung}: {' | '.join(shares)}")
     print(f"  (* ≤ {args.target_share:.0%} of the unpruned compute-seconds with the best Dice "
