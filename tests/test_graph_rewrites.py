@@ -11,13 +11,14 @@ ahead).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from lrsearch.engines.child.sessions import configure, parse_rewrites
+from lrsearch.engines.child.sessions import parse_rewrites
 from lrsearch.engines.runtime import get_runtime
 from lrsearch.errors import EngineError
 from lrsearch.nifty import contract
@@ -29,18 +30,37 @@ GRAPPLER = "Starting optimization for grappler item: tf_graph"
 
 
 def test_lean_keeps_the_passes_that_shrink_the_graph_in_one_pass_and_off_none():
-    from tensorflow.core.protobuf import rewriter_config_pb2
-
-    config = rewriter_config_pb2.RewriterConfig
-    on, lean, off = config(), config(), config()
-    for rewrites, mode in ((on, "on"), (lean, "lean"), (off, "off")):
-        configure(rewrites, mode)
-    assert on == config()  # TensorFlow's own
-    assert off.disable_meta_optimizer
-    assert lean.meta_optimizer_iterations == config.ONE and not lean.disable_meta_optimizer
-    assert lean.remapping == lean.layout_optimizer == config.OFF
-    assert lean.memory_optimization == config.NO_MEM_OPT
-    assert lean.constant_folding == lean.arithmetic_optimization == config.DEFAULT
+    # in a process of its own: importing TensorFlow changes the importer's environment
+    # (TF2_BEHAVIOR), which this process's later children would inherit
+    code = """if True:
+        import json
+        from tensorflow.core.protobuf import rewriter_config_pb2
+        from lrsearch.engines.child.sessions import configure
+        config = rewriter_config_pb2.RewriterConfig
+        out = {}
+        for mode in ("on", "lean", "off"):
+            rewrites = config()
+            configure(rewrites, mode)
+            out[mode] = {"default": rewrites == config(),
+                         "disabled": rewrites.disable_meta_optimizer,
+                         "one_pass": rewrites.meta_optimizer_iterations == config.ONE,
+                         "fusions_off": rewrites.remapping == config.OFF,
+                         "layout_off": rewrites.layout_optimizer == config.OFF,
+                         "memory_off": rewrites.memory_optimization == config.NO_MEM_OPT,
+                         "folding_kept": rewrites.constant_folding == config.DEFAULT
+                                         and rewrites.arithmetic_optimization == config.DEFAULT}
+        print(json.dumps(out))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=contract.child_environment(
+                              contract.child_pythonpath()))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["on"]["default"]  # TensorFlow's own
+    assert out["off"]["disabled"]
+    lean = out["lean"]
+    assert not lean["disabled"] and lean["one_pass"] and lean["fusions_off"]
+    assert lean["layout_off"] and lean["memory_off"] and lean["folding_kept"]
     assert parse_rewrites(None) == parse_rewrites("") == "on"
     assert parse_rewrites(" LEAN ") == "lean"
 

@@ -118,11 +118,16 @@ def test_interpreter_with_tf1_is_used_as_it_is(tf1_python):
     assert tf1.ensure_python(tf1_python, build=False) == tf1_python
 
 
-def test_a_tf1_child_does_not_inherit_tf2_behaviour(monkeypatch):
-    # what importing TensorFlow 2 does to the importing process's environment (a test process
-    # that has imported it starts children too); TF 1.15 would switch to v2 behaviour
+def test_a_tf1_child_trains_though_its_parent_passed_on_tf2_behaviour(tf1_python, tmp_path):
+    # what importing TensorFlow 2 leaves in the importing process's environment, and so in
+    # its children's: TF 1.15 would switch to v2 behaviour, where NiftyNet cannot train
     from lrsearch.engines.runtime import Runtime
+    from lrsearch.nifty import contract
 
-    monkeypatch.setenv("TF2_BEHAVIOR", "1")
-    assert "TF2_BEHAVIOR" not in Runtime("tf1", sys.executable).environment()
-    assert Runtime("tf2", sys.executable).environment()["TF2_BEHAVIOR"] == "1"
+    config = write_tiny_config(tmp_path, Tiny(max_iter=2, validation_every_n=-1))
+    runtime = Runtime("tf1", tf1_python, warm=False)
+    env = runtime.environment({"TF2_BEHAVIOR": "1", contract.SEED_ENV: "1"})
+    done = subprocess.run(runtime.command([contract.train_args(config)]), env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "training iter 2," in done.stdout + done.stderr

@@ -39,12 +39,6 @@ class Runtime:
 
     def environment(self, extra: Mapping[str, str] = ()) -> dict[str, str]:
         env = contract.child_environment(self.pythonpath, extra)
-        if self.name == "tf1":
-            # Importing TensorFlow 2 sets TF2_BEHAVIOR=1 in the importing process's own
-            # environment (a process that has, e.g. a test's, passes it on); TF 1.15 would
-            # take it and switch to v2 behaviour, in which NiftyNet's one-shot dataset
-            # iterators fail ("Cannot capture a stateful node ... by value").
-            env.pop("TF2_BEHAVIOR", None)
         if self.graph_rewrites is not None:
             env[contract.GRAPH_REWRITES_ENV] = self.graph_rewrites
         return env

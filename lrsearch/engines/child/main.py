@@ -21,8 +21,18 @@ from lrsearch.engines.child.seeding import parse_seed, seed_run
 from lrsearch.nifty.contract import GRAPH_REWRITES_ENV, SEED_ENV, split_runs
 
 
+def _forget_tf2_behaviour():
+    """Importing TensorFlow 2 sets ``TF2_BEHAVIOR=1`` in the importing process's environment,
+    which its children inherit (lrsearch's process, if anything in it imported TensorFlow; a
+    test's). TF 1.15 switches to v2 behaviour on it, in which NiftyNet's one-shot dataset
+    iterators fail ("Cannot capture a stateful node ... by value"). Neither runtime needs it:
+    TF 2 behaves as v2 without it."""
+    os.environ.pop("TF2_BEHAVIOR", None)
+
+
 def prepare():
     """Imports TensorFlow (bridged on TF 2) and NiftyNet: what every run needs first."""
+    _forget_tf2_behaviour()
     import tensorflow
 
     if not tensorflow.__version__.startswith("1."):
@@ -37,6 +47,7 @@ def run(runs, program="net_run"):
     that fails, else 0. Reads the seed from the environment now, so that a forked process runs
     with its own."""
     prepare()  # already done in a served process: the imports are cached
+    _forget_tf2_behaviour()  # a served run's environment is its request's
     import niftynet
     import tensorflow as tf  # the v1 API on either runtime
 
