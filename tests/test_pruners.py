@@ -430,6 +430,26 @@ def test_held_trials_of_a_study_too_short_to_judge_them_are_continued_at_its_end
     assert not make_pruner(MAX_ITER, kind="top_k_rung").continuations(study, final=True)
 
 
+def _holding_study(tmp_path, name: str, trials: int) -> tuple[list[str], str]:
+    """A tiny real config searched with top_k_rung (top 2 at 25 % of 20 iterations, the first
+    validation) holding until 4 trials reached the rung, and a study ``name`` holding two
+    trials stopped there at Dice 0: ``lrsearch optimize``'s arguments for ``trials``, its
+    storage."""
+    from tests.tiny import TINY_SPACE, tiny_config
+
+    config = tiny_config(tmp_path, validate_every=5)
+    space = tmp_path / "hold.toml"
+    space.write_text(TINY_SPACE.read_text().split("[pruner]")[0] + '[pruner]\nkind = '
+                     '"top_k_rung"\nwarmup_fraction = 0.25\ntop_k = 2\nhold_until = 4\n')
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    for _ in range(2):
+        study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={5: 0.0}))
+    return (["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
+             "--study", name, "--trials", str(trials), "--max-iter", "20", "--jobs", "1",
+             "--baselines", "none", "--seed", "3"], storage)
+
+
 @pytest.mark.slow
 def test_a_held_trial_is_continued_on_niftynet_repeating_its_run(tmp_path, capsys):
     """A real study with ``hold_until``: two stored trials stopped at the rung (Dice 0) make
@@ -437,21 +457,9 @@ def test_a_held_trial_is_continued_on_niftynet_repeating_its_run(tmp_path, capsy
     among 4 and goes on, and the budget is then spent: the held trial, in the top 2, is
     continued, repeating its run to the rung exactly (its seed) and training to the end."""
     from lrsearch import cli
-    from tests.tiny import TINY_SPACE, tiny_config
 
-    max_iter, every = 20, 5  # the rung: 25 % of 20, the first validation
-    config = tiny_config(tmp_path, validate_every=every)
-    space = tmp_path / "hold.toml"
-    space.write_text(TINY_SPACE.read_text().split("[pruner]")[0] + '[pruner]\nkind = '
-                     '"top_k_rung"\nwarmup_fraction = 0.25\ntop_k = 2\nhold_until = 4\n')
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(study_name="h", storage=storage, direction="maximize")
-    for _ in range(2):
-        study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={5: 0.0}))
-
-    code = cli.main(["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
-                     "--study", "h", "--trials", "4", "--max-iter", str(max_iter), "--jobs", "1",
-                     "--baselines", "none", "--seed", "3"])
+    command, storage = _holding_study(tmp_path, "h", trials=4)
+    code = cli.main(command)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     trials = optuna.load_study(study_name="h", storage=storage).trials
@@ -474,19 +482,8 @@ def test_a_timeout_names_the_held_trials_and_the_same_command_continues_them(tmp
     was held (three at the rung, too few for 4): the timeout names it; the same command again,
     whose budget is then spent, continues it."""
     from lrsearch import cli
-    from tests.tiny import TINY_SPACE, tiny_config
 
-    config = tiny_config(tmp_path, validate_every=5)
-    space = tmp_path / "hold.toml"
-    space.write_text(TINY_SPACE.read_text().split("[pruner]")[0] + '[pruner]\nkind = '
-                     '"top_k_rung"\nwarmup_fraction = 0.25\ntop_k = 2\nhold_until = 4\n')
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = optuna.create_study(study_name="t", storage=storage, direction="maximize")
-    for _ in range(2):
-        study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={5: 0.0}))
-    command = ["optimize", "-c", str(config), "--space", str(space), "--storage", storage,
-               "--study", "t", "--trials", "3", "--max-iter", "20", "--jobs", "1",
-               "--baselines", "none", "--seed", "3"]
+    command, storage = _holding_study(tmp_path, "t", trials=3)
 
     assert cli.main([*command, "--timeout", "1"]) == 0  # one trial, then the time is up
     first = capsys.readouterr()

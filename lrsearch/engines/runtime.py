@@ -61,8 +61,7 @@ def get_runtime(name: str, python: str | None = None, report=None, *, build: boo
     about a build's progress. The environment's ``LRSEARCH_GRAPH_REWRITES`` (on, lean, off),
     which the children inherit, is checked here, before any starts.
     """
-    rewrites = os.environ.get(contract.GRAPH_REWRITES_ENV, "").strip().lower()
-    if rewrites and rewrites not in contract.GRAPH_REWRITES:
+    if contract.graph_rewrites_mode(os.environ.get(contract.GRAPH_REWRITES_ENV)) is None:
         raise EngineError(f"environment variable {contract.GRAPH_REWRITES_ENV} must be one of "
                           f"{', '.join(contract.GRAPH_REWRITES)}, but got "
                           f"{os.environ[contract.GRAPH_REWRITES_ENV]!r}; unset it for "

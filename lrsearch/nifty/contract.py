@@ -42,6 +42,13 @@ VALIDATION_LOG_ENV = "LRSEARCH_VALIDATION_LOG"  # file the child appends each va
 # (lrsearch.engines.child.sessions)
 GRAPH_REWRITES_ENV = "LRSEARCH_GRAPH_REWRITES"
 GRAPH_REWRITES = ("on", "lean", "off")
+
+
+def graph_rewrites_mode(value):
+    """The mode a ``GRAPH_REWRITES_ENV`` value asks for (``on`` when unset or blank); None
+    when it names none of ``GRAPH_REWRITES``."""
+    mode = (value or "").strip().lower() or "on"
+    return mode if mode in GRAPH_REWRITES else None
 DICE_NAME = "dice_fg"  # console variable: hard foreground Dice of each window
 LR_NAME = "lr"  # console variable: the learning rate fed to the optimiser
 

@@ -26,7 +26,7 @@ Python 3.7: standard library at import, TensorFlow and NiftyNet inside the funct
 
 import os
 
-from lrsearch.nifty.contract import GRAPH_REWRITES, GRAPH_REWRITES_ENV
+from lrsearch.nifty.contract import GRAPH_REWRITES, GRAPH_REWRITES_ENV, graph_rewrites_mode
 
 # The passes "lean" turns off; it keeps pruning, constant folding, arithmetic, dependency and
 # common-subexpression elimination, in one pass instead of two.
@@ -35,9 +35,9 @@ _LEAN_OFF = ("layout_optimizer", "remapping", "shape_optimization", "loop_optimi
 
 
 def parse_rewrites(value):
-    """The mode ``GRAPH_REWRITES_ENV`` asks for (``on`` when unset or empty)."""
-    mode = (value or "on").strip().lower()
-    if mode not in GRAPH_REWRITES:
+    """The mode ``GRAPH_REWRITES_ENV`` asks for (``on`` when unset or blank)."""
+    mode = graph_rewrites_mode(value)
+    if mode is None:
         raise SystemExit("{} must be one of {}, but got {!r}".format(
             GRAPH_REWRITES_ENV, ", ".join(GRAPH_REWRITES), value))
     return mode
