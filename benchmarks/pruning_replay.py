@@ -22,6 +22,12 @@ N trials per ``--seeds`` seed), and prints:
   fork server (its imports S seconds, as benchmarks/fixed_cost.py measures), arms and
   reference alike: the same trials under today's fixed cost.
 
+``--whole-volume`` also segments every trial's checkpoints of ``--checkpoints`` (default 50,
+100 and 150 of 200: search_efficiency's trials save every 50) and correlates their whole-volume
+Dice the same way; an arm ending in ``+wv`` (``top_k_rung@0.25:2+wv``, ``asha+wv``) judges on
+it at its rungs, each whole-volume validation costed as the trial's measured evaluation, and a
+trial that goes on past one as paying its set-up again (training resumes from the checkpoint).
+
 As in a study, a baseline is never asked and no trial is judged at its last iteration. Studies
 run on NiftyNet's random validation windows (no study attribute ``validation_seed``) give the
 "before"; ``--seeds 0 --first 10`` on two folders run with the same seed compares the same
@@ -34,8 +40,10 @@ schedules (a seeded trial repeats itself).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -85,13 +93,18 @@ def averaged(trial: optuna.trial.FrozenTrial, window: int) -> list[tuple[int, fl
 
 
 def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
-           pruner: optuna.pruners.BasePruner | None = None
+           pruner: optuna.pruners.BasePruner | None = None,
+           signal: Callable[[optuna.trial.FrozenTrial], list[tuple[int, float]]] | None = None
            ) -> tuple[list[tuple[optuna.trial.FrozenTrial, int]], float]:
     """The runs ``pruner`` (default: successive halving, rungs at 25 % and 75 %) would have
     made, judging the trials in their order on the mean of their last ``window`` validations,
     as (trial, iterations run) in order, and the best final Dice kept. A trial top_k_rung
     holds (``hold_until``) and then continues runs twice: to the rung, then its re-run to the
-    end (a seeded trial repeats itself, so the re-run is the same trial)."""
+    end (a seeded trial repeats itself, so the re-run is the same trial). ``signal``: what
+    each trial reports instead, as (iteration, value)."""
+    if signal is None:
+        def signal(frozen: optuna.trial.FrozenTrial) -> list[tuple[int, float]]:
+            return averaged(frozen, window)
     if pruner is None:
         pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_iter // 4),
                                                         reduction_factor=3)
@@ -105,7 +118,7 @@ def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
         by_number[trial.number] = frozen
         trial.set_user_attr(TrialAttr.SEED, trial.number)
         judged = not frozen.user_attrs.get(TrialAttr.BASELINE)
-        for step, value in averaged(frozen, window):
+        for step, value in signal(frozen):
             trial.report(value, step)
             if judged and step < max_iter and trial.should_prune():
                 if is_held(study, study._storage.get_trial(trial._trial_id)):
@@ -121,7 +134,7 @@ def replay(trials: list[optuna.trial.FrozenTrial], window: int, max_iter: int,
         for number in enqueue_continuations(study, final=k == len(trials) - 1):
             held = by_number[number]
             continuation = study.ask()
-            for step, value in averaged(held, window):
+            for step, value in signal(held):
                 continuation.report(value, step)
             runs.append((held, max_iter))
             study.tell(continuation, held.value)
@@ -166,6 +179,56 @@ def search_cost(runs: list[tuple[optuna.trial.FrozenTrial, int]], max_iter: int,
                for k, (t, stop) in enumerate(runs))
 
 
+def whole_volume_cost(runs: list[tuple[optuna.trial.FrozenTrial, int]], max_iter: int,
+                      imports: float | None, steps: list[int]) -> float:
+    """search_cost, plus what validating on whole volumes at ``steps`` would add to each run:
+    one evaluation at every such step it reached (the trial's own measured one: NiftyNet's
+    inference and the scoring), and past each, its set-up again (NiftyNet's inference is a run
+    of its own, so training resumes from the checkpoint in a new graph)."""
+    extra = 0.0
+    for trial, stop in runs:
+        p = phases(trial)
+        extra += sum(p["evaluation"] for step in steps if step <= stop and step < max_iter)
+        extra += sum(p["setup"] for step in steps if step < stop)
+    return search_cost(runs, max_iter, imports) + extra
+
+
+def segment_checkpoints(work: Path, storage: str,
+                        studies: dict[str, list[optuna.trial.FrozenTrial]],
+                        iterations: list[int]) -> dict[int, dict[int, float]]:
+    """Whole-volume Dice of every trial's checkpoints of ``iterations``, by trial id: each
+    segments the validation subjects (lrsearch's segmenting of checkpoints for the payoff,
+    run/payoff.py: NiftyNet's inference with that checkpoint, scored as trials are). The
+    segmentations stay in the run folders and are read back by a second run; the seconds each
+    new one took are kept in WORK/whole_volume_seconds.json (a whole process each, imports
+    included)."""
+    from lrsearch.nifty import contract
+    from lrsearch.run.payoff import checkpoint_dice, context_of
+
+    seconds_file = work / "whole_volume_seconds.json"
+    seconds = json.loads(seconds_file.read_text()) if seconds_file.is_file() else {}
+    curves, total, done = {}, sum(len(ts) for ts in studies.values()), 0
+    for name, trials in studies.items():
+        ctx = context_of(optuna.load_study(study_name=name, storage=storage))
+        for trial in trials:
+            models = Path(trial.user_attrs[TrialAttr.RUN_DIR]) / contract.MODEL / "models"
+            curves[trial._trial_id] = {}
+            for step in iterations:
+                if not (models / f"model.ckpt-{step}.index").is_file():
+                    continue
+                started = time.monotonic()
+                curves[trial._trial_id][step] = checkpoint_dice(ctx, trial, step)
+                key = f"{name}/{trial.number}/{step}"
+                if key not in seconds:
+                    seconds[key] = round(time.monotonic() - started, 2)
+                    seconds_file.write_text(json.dumps(seconds, indent=1))
+            done += 1
+            print(f"\r  segmented the checkpoints of {done} of {total} trials", end="",
+                  flush=True)
+    print()
+    return curves
+
+
 def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
     """Median seconds per trial of each phase that does not grow with the iterations."""
     measured = [phases(t) for t in trials]
@@ -178,21 +241,40 @@ def fixed_cost(trials: list[optuna.trial.FrozenTrial]) -> str:
             f"({fixed / total:.0%})")
 
 
-def parse_arm(spec: str) -> tuple[str, float | None, int | None, bool, int]:
-    """``kind[@warmup_fraction][:top_k][/hold_until][+peak]``, e.g. ``top_k_rung@0.1:2``;
+def parse_arm(spec: str) -> tuple[str, float | None, int | None, bool, int, bool]:
+    """``kind[@warmup_fraction][:top_k][/hold_until][+peak][+wv]``, e.g. ``top_k_rung@0.1:2``;
     top_k_rung only: ``/10``, the top-k taken among 10 trials at least (the first held, then
     continued), and ``+peak``, a trial still warming up at the rung judged once warmed up
-    (SearchSpace.warmed_up)."""
+    (SearchSpace.warmed_up); top_k_rung and asha: ``+wv``, judged on the whole-volume Dice of
+    the checkpoint at each rung instead of the validation Dice (needs ``--whole-volume``)."""
     rest, plus, after = spec.partition("+")
-    if plus and after != "peak":
-        raise argparse.ArgumentTypeError(f"unknown option +{after} in {spec!r} (+peak)")
+    options = after.split("+") if plus else []
+    unknown = [o for o in options if o not in ("peak", "wv")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown option +{unknown[0]} in {spec!r} "
+                                         "(+peak, +wv)")
     rest, _, hold = rest.partition("/")
     rest, _, top_k = rest.partition(":")
     kind, _, fraction = rest.partition("@")
-    if kind not in PRUNERS or kind == "none" or ((plus or hold) and kind != "top_k_rung"):
+    if kind not in PRUNERS or kind == "none" or \
+            (("peak" in options or hold) and kind != "top_k_rung") or \
+            ("wv" in options and kind not in ("top_k_rung", "asha")):
         raise argparse.ArgumentTypeError(f"unknown pruner kind {kind!r} in {spec!r}")
     return (kind, float(fraction) if fraction else None, int(top_k) if top_k else None,
-            bool(plus), int(hold) if hold else 0)
+            "peak" in options, int(hold) if hold else 0, "wv" in options)
+
+
+def rung_steps(kind: str, fraction: float, reduction_factor: int, max_iter: int) -> list[int]:
+    """The iterations where ``kind`` judges a trial: top_k_rung once, at ``fraction`` of the
+    iterations; asha at ``fraction`` and every ``reduction_factor`` times further."""
+    first = round(fraction * max_iter)
+    if kind == "top_k_rung":
+        return [first]
+    steps = []
+    while first < max_iter:
+        steps.append(first)
+        first *= reduction_factor
+    return steps
 
 
 def replicates(studies: dict[str, list[optuna.trial.FrozenTrial]],
@@ -267,6 +349,11 @@ def main() -> None:
                         help="cost the trials as forked from a fork server: each one's imports "
                         "take SECONDS (benchmarks/fixed_cost.py measures it), but a search's "
                         "first's, which starts the server")
+    parser.add_argument("--whole-volume", action="store_true",
+                        help="also segment every trial's checkpoints (save_every_n) and "
+                        "correlate their whole-volume Dice; arms with +wv judge on it")
+    parser.add_argument("--checkpoints", type=int, nargs="+", default=[50, 100, 150],
+                        metavar="ITERATION", help="--whole-volume: the checkpoints to segment")
     parser.add_argument("--target-share", type=float, default=0.2,
                         help="an arm meets the target at or below this share of the unpruned "
                         "compute-seconds ...")
@@ -323,6 +410,27 @@ def main() -> None:
             correlations.append(f"{rung} ({rung / max_iter:.0%}): {spearman(x, y):.2f} "
                                 f"[{low:.2f}, {high:.2f}] ({kendall(x, y):.2f})")
         print(f"  {label}: {', '.join(correlations)}")
+    curves: dict[int, dict[int, float]] = {}
+    if args.whole_volume:
+        curves = segment_checkpoints(args.work, storage, studies, args.checkpoints)
+        saved = sorted(set.intersection(*(set(c) for c in curves.values())))
+        correlations = []
+        for step in saved:
+            x, y = [curves[t._trial_id][step] for t in every_trial], \
+                [t.value for t in every_trial]
+            low, high = spearman_interval(x, y)
+            correlations.append(f"{step} ({step / max_iter:.0%}): {spearman(x, y):.2f} "
+                                f"[{low:.2f}, {high:.2f}] ({kendall(x, y):.2f})")
+        print(f"  whole-volume Dice of the checkpoint: {', '.join(correlations)}")
+        measured = [phases(t) for t in every_trial]
+        seconds = json.loads((args.work / "whole_volume_seconds.json").read_text())
+        print(f"  a whole-volume validation costs a trial's evaluation, "
+              f"{statistics.median(p['evaluation'] for p in measured):.1f} s (median), and a "
+              f"trial that goes on its set-up again, "
+              f"{statistics.median(p['setup'] for p in measured):.1f} s, against "
+              f"{statistics.median(p['training'] for p in measured):.1f} s of training; "
+              f"segmenting a checkpoint in a process of its own took "
+              f"{statistics.median(seconds.values()):.1f} s")
     searches = replicates(studies, args.blocks)
     print(f"\nreplays: {len(searches)} searches of "
           f"{'/'.join(str(len(ts)) for ts in searches.values())} trials, each trial in its "
@@ -339,12 +447,20 @@ def main() -> None:
         f"{reference[label][1]:.4f}" for label, ts in searches.items()))
     arms = [(f"successive halving on the mean of last {w}", w, None) for w in args.window
             if w != 1]
-    for kind, fraction, top_k, peak, hold in args.arms:
+    for kind, fraction, top_k, peak, hold, wv in args.arms:
         fraction = args.warmup_fraction if fraction is None else fraction
         name = kind + ("" if fraction == args.warmup_fraction else f"@{fraction:g}") + \
             (f":{top_k}" if top_k else "") + (f"/{hold}" if hold else "") + \
-            ("+peak" if peak else "")
-        arms.append((name, 1, (kind, fraction, top_k or args.top_k, peak, hold)))
+            ("+peak" if peak else "") + ("+wv" if wv else "")
+        steps = rung_steps(kind, fraction, args.reduction_factor, max_iter) if wv else []
+        if wv and not args.whole_volume:
+            parser.error(f"--arms {name} judges on whole volumes: add --whole-volume")
+        lacking = [s for s in steps if any(s not in c for c in curves.values())]
+        if lacking:
+            parser.error(f"--arms {name} judges at iteration {lacking[0]}, where not every "
+                         f"trial's checkpoint was segmented: add it to --checkpoints (a "
+                         f"multiple of the trials' save_every_n)")
+        arms.append((name, 1, (kind, fraction, top_k or args.top_k, peak, hold, steps)))
     space = load_space(DEFAULT_SPACE)  # search_efficiency's studies search the default space
 
     def warmed_up(trial: optuna.trial.FrozenTrial) -> int:
@@ -357,8 +473,11 @@ def main() -> None:
                 max_iter, args.startup_trials, spec[1], spec[0], args.reduction_factor,
                 args.sigmas, spec[2], not_before=warmed_up if spec[3] else None,
                 hold_until=spec[4], keys=HOLD_KEYS)
-            runs, best = replay(ts, window, max_iter, pruner)
-            seconds = search_cost(runs, max_iter, args.imports)
+            steps = spec[5] if spec else []
+            runs, best = replay(ts, window, max_iter, pruner, signal=(lambda t, steps=steps: [
+                (s, curves[t._trial_id][s]) for s in steps] + [(max_iter, t.value)])
+                if steps else None)
+            seconds = whole_volume_cost(runs, max_iter, args.imports, steps)
             share = seconds / reference[label][0]
             gap = best - reference[label][1]
             ok = share <= args.target_share and gap >= -args.target_dice
