@@ -202,8 +202,7 @@ def segment_checkpoints(work: Path, storage: str,
     segmentations stay in the run folders and are read back by a second run; the seconds each
     new one took are kept in WORK/whole_volume_seconds.json (a whole process each, imports
     included)."""
-    from lrsearch.nifty import contract
-    from lrsearch.run.payoff import checkpoint_dice, context_of
+    from lrsearch.run.payoff import checkpoint_dice, context_of, saved_checkpoints
 
     seconds_file = work / "whole_volume_seconds.json"
     seconds = json.loads(seconds_file.read_text()) if seconds_file.is_file() else {}
@@ -211,11 +210,9 @@ def segment_checkpoints(work: Path, storage: str,
     for name, trials in studies.items():
         ctx = context_of(optuna.load_study(study_name=name, storage=storage))
         for trial in trials:
-            models = Path(trial.user_attrs[TrialAttr.RUN_DIR]) / contract.MODEL / "models"
+            saved = saved_checkpoints(trial)[1]
             curves[trial._trial_id] = {}
-            for step in iterations:
-                if not (models / f"model.ckpt-{step}.index").is_file():
-                    continue
+            for step in (i for i in iterations if i in saved):
                 started = time.monotonic()
                 curves[trial._trial_id][step] = checkpoint_dice(ctx, trial, step)
                 key = f"{name}/{trial.number}/{step}"

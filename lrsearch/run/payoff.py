@@ -66,13 +66,18 @@ def checkpoint_dice(ctx: TrialContext, trial: optuna.trial.FrozenTrial, iteratio
     return statistics.mean(scores[s] for s in trial.user_attrs[TrialAttr.VOLUME_DICE])
 
 
+def saved_checkpoints(trial: optuna.trial.FrozenTrial) -> tuple[Path, list[int]]:
+    """The trial's checkpoint folder and the iterations NiftyNet saved a checkpoint at."""
+    models = Path(trial.user_attrs[TrialAttr.RUN_DIR]) / contract.MODEL / "models"
+    return models, sorted(int(p.name[len("model.ckpt-"):-len(".index")])
+                          for p in models.glob("model.ckpt-*.index"))
+
+
 def checkpoint_curve(ctx: TrialContext, trial: optuna.trial.FrozenTrial
                      ) -> list[tuple[int, float]]:
     """(iteration, whole-volume Dice) at every checkpoint the trial saved; the last is the
     trial's own final evaluation (not segmented again)."""
-    models = Path(trial.user_attrs[TrialAttr.RUN_DIR]) / contract.MODEL / "models"
-    saved = sorted(int(p.name[len("model.ckpt-"):-len(".index")])
-                   for p in models.glob("model.ckpt-*.index"))
+    models, saved = saved_checkpoints(trial)
     final = trial.user_attrs[TrialAttr.ITERATIONS]
     if final not in saved:
         raise LRSearchError(f"trial {trial.number}'s checkpoints are not in {models} (its run "
