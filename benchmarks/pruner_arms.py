@@ -17,10 +17,14 @@ replayed. Trials are forked from the fork server (the default), in both arms.
 
 Studies are named as search_efficiency.py names them: ``--work`` continues a folder, so a
 second run with another ``--space`` (arm (a) with that TOML's pruner; its name carries the
-file's stem) runs only its (a) against the (b) already there.
+file's stem) runs only its (a) against the (b) already there. ``--pruners`` runs several (a)
+arms in one go, each the default space with another ``[pruner]`` table, written to
+DIR/spaces/ (the spec reads as benchmarks/pruning_replay.py's ``--arms``:
+``kind[@warmup_fraction][:top_k]``), every arm against the same (b).
 
     python benchmarks/pruner_arms.py --work DIR [--tasks tissue brain] [--seeds 0 1 2 3] \
         [--trials 15] [--max-iter 200] [--space studies/other.toml]
+    python benchmarks/pruner_arms.py --work DIR --pruners default asha@0.25 hyperband@0.05 curve
 """
 
 from __future__ import annotations
@@ -79,6 +83,32 @@ def one_seed(work: Path, task: str, seed: int, trials: int, max_iter: int,
     return {**result, "met": met}
 
 
+def pruner_space(work: Path, spec: str) -> Path:
+    """The default space with its ``[pruner]`` table replaced by the one ``spec`` names
+    (``default``: the default space itself), written to ``work/spaces/``."""
+    if spec == "default":
+        return DEFAULT_SPACE
+    from pruning_replay import parse_arm  # the sibling script's arm syntax
+
+    kind, fraction, top_k, after_warmup, hold_until, whole_volume = parse_arm(spec)
+    if whole_volume:
+        raise SystemExit(f"--pruners {spec}: +wv exists only in replays (pruning_replay.py)")
+    table = [f'kind = "{kind}"']
+    table += [f"warmup_fraction = {fraction}"] if fraction is not None else []
+    table += [f"top_k = {top_k}"] if top_k else []
+    table += ["after_warmup = true"] if after_warmup else []
+    table += [f"hold_until = {hold_until}"] if hold_until else []
+    text = DEFAULT_SPACE.read_text()
+    head, found, _ = text.partition("\n[pruner]\n")
+    if not found:
+        raise SystemExit(f"{DEFAULT_SPACE}: no [pruner] table to replace")
+    slug = spec.replace("@", "-at-").replace(":", "-top").replace("/", "-hold").replace("+", "-")
+    path = work / "spaces" / f"{slug}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + "\n[pruner]\n" + "\n".join(table) + "\n")
+    return path
+
+
 def _spread(values: list[float], fmt: str) -> str:
     if len(values) < 2:
         return format(values[0], fmt)
@@ -95,22 +125,32 @@ def main() -> None:
     parser.add_argument("--space", type=Path, default=DEFAULT_SPACE,
                         help="arm (a)'s study TOML (its [pruner]); (b) always searches the "
                         "default space, so that a second --space reuses the finished (b)")
+    parser.add_argument("--pruners", nargs="+", metavar="SPEC",
+                        help="arms (a), each the default space with this pruner "
+                        "(kind[@warmup_fraction][:top_k], or default); replaces --space")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     work = args.work.absolute()
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)  # the demo configs find their data relative to the working directory
+    spaces = ([pruner_space(work, spec) for spec in args.pruners] if args.pruners
+              else [args.space.absolute()])
     for task in args.tasks:
         ensure_demo_data(DEMOS[task][1], task=task)
-        results = [one_seed(work, task, seed, args.trials, args.max_iter, args.space.absolute())
-                   for seed in args.seeds]
-        met = sum(r["met"] for r in results)
-        print(f"{task}, {len(results)} seeds of {args.trials} trials: (a) spends "
-              f"{_spread([r['share'] for r in results], '.0%')} of (b)'s compute-seconds, "
-              f"{_spread([r['iterations'] for r in results], '.0%')} of its iterations, "
-              f"Δ best {_spread([r['delta'] for r in results], '+.4f')}; target (≤ "
-              f"{TARGET_SHARE:.0%}, Δ ≥ −{TARGET_DICE:g}) met on {met} of {len(results)}\n",
-              flush=True)
+        for space in spaces:
+            _summary(task, args.trials, [one_seed(work, task, seed, args.trials, args.max_iter,
+                                                  space) for seed in args.seeds], space)
+
+
+def _summary(task: str, trials: int, results: list[dict], space: Path) -> None:
+    met = sum(r["met"] for r in results)
+    print(f"{task}, {load_space(space).pruner} ({space.stem}), {len(results)} seeds of "
+          f"{trials} trials: (a) spends "
+          f"{_spread([r['share'] for r in results], '.0%')} of (b)'s compute-seconds, "
+          f"{_spread([r['iterations'] for r in results], '.0%')} of its iterations, "
+          f"Δ best {_spread([r['delta'] for r in results], '+.4f')}; target (≤ "
+          f"{TARGET_SHARE:.0%}, Δ ≥ −{TARGET_DICE:g}) met on {met} of {len(results)}\n",
+          flush=True)
 
 
 if __name__ == "__main__":
