@@ -12,25 +12,22 @@ import pytest
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 
-@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
-def test_benchmark_imports_and_has_a_main(script: Path, monkeypatch) -> None:
+def _load(script: Path, monkeypatch):
+    """The benchmark script as a module, with the repository and benchmarks/ on the path (the
+    scripts import their siblings by name)."""
+    monkeypatch.syspath_prepend(str(script.parent))
     monkeypatch.syspath_prepend(str(script.parents[1]))
-    spec = importlib.util.spec_from_file_location(f"benchmarks.{script.stem}", script)
+    spec = importlib.util.spec_from_file_location(script.stem, script)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
-    assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
-
-
-def _load(name: str, monkeypatch):
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(folder))  # the scripts import their siblings by name
-    monkeypatch.syspath_prepend(str(folder.parent))
-    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
+def test_benchmark_imports_and_has_a_main(script: Path, monkeypatch) -> None:
+    module = _load(script, monkeypatch)
+    assert callable(getattr(module, "main", None)), f"{script.name} has no main()"
 
 
 @pytest.mark.parametrize("spec, pruner, fields", [
@@ -48,7 +45,7 @@ def test_pruner_arms_space_differs_from_the_default_in_its_pruner_only(
     from lrsearch.paths import DEFAULT_SPACE
     from lrsearch.search.space import load_space
 
-    arms = _load("pruner_arms", monkeypatch)
+    arms = _load(BENCHMARKS[0].parent / "pruner_arms.py", monkeypatch)
     default = load_space(DEFAULT_SPACE)
     assert arms.pruner_space(tmp_path, "default") == DEFAULT_SPACE
     space = load_space(arms.pruner_space(tmp_path, spec))
